@@ -1,0 +1,83 @@
+"""Typed, frozen configuration. ``server.py`` builds it once from flags and
+environment; tests build it directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TALKBACK_MODES = ("none", "echo", "overlay")
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    """ICE servers and local addresses for the bot's peer connections."""
+
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_username: str | None = None
+    turn_credential: str | None = None
+    #: Local addresses to gather host candidates from. Empty: aioice's default
+    #: (every interface but loopback). Loopback-only setups name 127.0.0.1.
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    talkback: str = "none"
+    #: Bitrate hints put in the answer's video fmtp lines (kb/s); Chromium
+    #: starts at x-google-start-bitrate instead of ~300 kb/s.
+    start_bitrate_kbps: int = 1500
+    min_bitrate_kbps: int = 300
+    max_bitrate_kbps: int = 4000
+    max_calls: int = 32
+    max_calls_per_user: int = 2
+    #: Seconds from answer to ICE connected before the call is given up.
+    connect_timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.talkback not in TALKBACK_MODES:
+            raise ValueError(f"talkback must be one of {TALKBACK_MODES}, not {self.talkback!r}")
+        if not 0 < self.min_bitrate_kbps <= self.start_bitrate_kbps <= self.max_bitrate_kbps:
+            raise ValueError("bitrates must satisfy 0 < min <= start <= max")
+        if self.max_calls < 1 or self.max_calls_per_user < 1:
+            raise ValueError("call limits must be at least 1")
+
+
+@dataclass(frozen=True)
+class PhotoConfig:
+    max_bytes: int = 20 * 1000 * 1000
+    max_per_call: int = 500
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    bot_name: str = "bot"
+    log_level: str = "info"
+    #: Seconds between server pings; a client silent for longer is dropped.
+    heartbeat: float = 20.0
+    max_message_size: int = 64 * 1024
+    #: Presence deltas are coalesced and sent once per interval.
+    presence_interval: float = 0.25
+    #: Messages queued for one slow client before it is dropped.
+    backlog: int = 256
+    ice: IceConfig = field(default_factory=IceConfig)
+    bot: BotConfig = field(default_factory=BotConfig)
+    photos: PhotoConfig = field(default_factory=PhotoConfig)
+
+    def __post_init__(self) -> None:
+        from .signaling.protocol import is_valid_username
+
+        if not is_valid_username(self.bot_name):
+            raise ValueError(f"bot name {self.bot_name!r} is not a valid username")
+        if self.max_message_size < 1024:
+            raise ValueError("max message size must be at least 1024 bytes")
+        if self.heartbeat <= 0 or self.presence_interval < 0 or self.backlog < 1:
+            raise ValueError("heartbeat must be > 0, presence interval >= 0, backlog >= 1")
+
+    @property
+    def calls_dir(self) -> Path:
+        return self.data_dir / "calls"

@@ -1,0 +1,21 @@
+"""Typed application keys, declared in one place."""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..config import Config
+from ..signaling.hub import SignalingHub
+from ..signaling.registry import Registry
+
+if TYPE_CHECKING:
+    from ..peer.bot import Bot
+
+CONFIG = web.AppKey("config", Config)
+REGISTRY = web.AppKey("registry", Registry)
+HUB = web.AppKey("hub", SignalingHub)
+BOT = web.AppKey("bot", "Bot")
+WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)

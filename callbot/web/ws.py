@@ -1,0 +1,47 @@
+"""``GET /ws``: the WebSocket adapter. It only moves frames; the rules live in
+``callbot.signaling``."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+from ..signaling.hub import CLOSE_UNSUPPORTED_DATA
+from .keys import CONFIG, HUB, WEBSOCKETS
+
+logger = logging.getLogger(__name__)
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    config = request.app[CONFIG]
+    # heartbeat: aiohttp pings every `heartbeat` seconds and closes the socket
+    # when no pong comes back within half of that, so a client that vanished
+    # without a close is gone within 1.5 heartbeats.
+    # max_msg_size: aiohttp closes with 1009 (MESSAGE_TOO_BIG) past it.
+    ws = web.WebSocketResponse(
+        heartbeat=config.heartbeat,
+        max_msg_size=config.max_message_size,
+    )
+    await ws.prepare(request)
+    request.app[WEBSOCKETS].add(ws)
+
+    async def close(code: int, reason: str) -> None:
+        await ws.close(code=code, message=reason.encode()[:120])
+
+    conn = request.app[HUB].connect(ws.send_str, close, peer=request.remote or "?")
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await conn.handle_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                # The protocol is JSON text only (RFC 6455 section 7.4.1: 1003).
+                await conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
+                break
+            elif msg.type is WSMsgType.ERROR:
+                logger.info("conn #%d: websocket error: %s", conn.id, ws.exception())
+                break
+    finally:
+        await conn.disconnected()
+        request.app[WEBSOCKETS].discard(ws)
+    return ws

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""The composition root: typed config from flags and environment, the app
+factory, and running it.
+
+    python server.py                      # http://127.0.0.1:8080
+    python server.py --port 0 --ice-address 127.0.0.1
+
+Every flag has an environment variable: ``--bot-name`` is ``CALLBOT_BOT_NAME``.
+A flag given on the command line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import weakref
+
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+from aiohttp import web
+
+from callbot.config import TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig
+from callbot.signaling.hub import CLOSE_GOING_AWAY, SignalingHub
+from callbot.signaling.registry import InMemoryRegistry
+from callbot.web.keys import BOT, CONFIG, HUB, REGISTRY, WEBSOCKETS
+from callbot.web.ws import websocket_handler
+
+logger = logging.getLogger("callbot.server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ENV_PREFIX = "CALLBOT_"
+
+
+# -- Configuration ---------------------------------------------------------------
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+class _EnvDefaults(argparse.ArgumentParser):
+    """An ArgumentParser whose every ``--flag`` also reads ``CALLBOT_FLAG``."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
+        flag = next((a for a in args if a.startswith("--")), None)
+        if flag is not None and flag not in ("--help",):
+            env = _env_name(flag)
+            kwargs["help"] = f"{kwargs.get('help', '')} [env {env}]".strip()
+            value = os.environ.get(env)
+            if value is not None:
+                if kwargs.get("action") == "append":
+                    kwargs["default"] = [v for v in value.split(",") if v]
+                elif kwargs.get("action") in ("store_true", "store_false"):
+                    kwargs["default"] = value.lower() in ("1", "true", "yes", "on")
+                else:
+                    kwargs["default"] = value
+        return super().add_argument(*args, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Config()
+    p = _EnvDefaults(
+        prog="server.py",
+        description="A WebRTC endpoint: WebSocket signaling and a server-side bot that records calls.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default=d.host, help="address to listen on")
+    p.add_argument("--port", type=int, default=d.port, help="port to listen on; 0 picks a free one")
+    p.add_argument("--data-dir", type=Path, default=d.data_dir, help="where calls, recordings and photos go")
+    p.add_argument("--bot-name", default=d.bot_name, help="the bot's username (always online)")
+    p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+
+    g = p.add_argument_group("signaling")
+    g.add_argument("--heartbeat", type=float, default=d.heartbeat, help="seconds between WebSocket pings")
+    g.add_argument("--max-message-size", type=int, default=d.max_message_size, help="largest frame in bytes (1009 past it)")
+    g.add_argument("--presence-interval", type=float, default=d.presence_interval, help="seconds over which presence changes are coalesced")
+    g.add_argument("--backlog", type=int, default=d.backlog, help="messages queued for a slow client before it is dropped")
+
+    i = p.add_argument_group("ICE")
+    i.add_argument("--stun", action="append", default=[], metavar="URL", help="STUN server (repeatable)")
+    i.add_argument("--turn", action="append", default=[], metavar="URL", help="TURN server (repeatable)")
+    i.add_argument("--turn-username", default=None, help="TURN username")
+    i.add_argument("--turn-credential", default=None, help="TURN password")
+    i.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
+                   help="local address to gather host candidates from (repeatable); "
+                        "aioice skips 127.0.0.1 unless named here")
+
+    b = p.add_argument_group("bot")
+    b.add_argument("--talkback", choices=TALKBACK_MODES, default=d.bot.talkback, help="what the bot sends back")
+    b.add_argument("--start-bitrate", type=int, default=d.bot.start_bitrate_kbps, help="kb/s the caller starts sending video at")
+    b.add_argument("--min-bitrate", type=int, default=d.bot.min_bitrate_kbps, help="kb/s floor hinted to the caller")
+    b.add_argument("--max-bitrate", type=int, default=d.bot.max_bitrate_kbps, help="kb/s ceiling hinted to the caller")
+    b.add_argument("--max-calls", type=int, default=d.bot.max_calls, help="concurrent bot calls in total")
+    b.add_argument("--max-calls-per-user", type=int, default=d.bot.max_calls_per_user, help="concurrent bot calls per user")
+    b.add_argument("--connect-timeout", type=float, default=d.bot.connect_timeout, help="seconds for a call to connect")
+    b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
+    b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
+    return p
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> Config:
+    a = build_parser().parse_args(argv)
+    return Config(
+        host=a.host,
+        port=int(a.port),
+        data_dir=Path(a.data_dir),
+        bot_name=a.bot_name,
+        log_level=a.log_level,
+        heartbeat=float(a.heartbeat),
+        max_message_size=int(a.max_message_size),
+        presence_interval=float(a.presence_interval),
+        backlog=int(a.backlog),
+        ice=IceConfig(
+            stun_urls=tuple(a.stun),
+            turn_urls=tuple(a.turn),
+            turn_username=a.turn_username,
+            turn_credential=a.turn_credential,
+            addresses=tuple(a.ice_address),
+        ),
+        bot=BotConfig(
+            talkback=a.talkback,
+            start_bitrate_kbps=int(a.start_bitrate),
+            min_bitrate_kbps=int(a.min_bitrate),
+            max_bitrate_kbps=int(a.max_bitrate),
+            max_calls=int(a.max_calls),
+            max_calls_per_user=int(a.max_calls_per_user),
+            connect_timeout=float(a.connect_timeout),
+        ),
+        photos=PhotoConfig(max_bytes=int(a.max_photo_bytes), max_per_call=int(a.max_photos_per_call)),
+    )
+
+
+# -- The application ---------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    return web.json_response({"status": "ok", "online_here": hub.online_here})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def create_app(config: Config) -> web.Application:
+    """The app factory: every resource has its own cleanup context, so start-up
+    and shutdown are symmetric and shutdown runs only what started."""
+    app = web.Application(client_max_size=config.photos.max_bytes + 1024)
+    app[CONFIG] = config
+    app[WEBSOCKETS] = weakref.WeakSet()
+
+    async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+        registry = InMemoryRegistry()
+        await registry.start()
+        hub = SignalingHub(
+            registry,
+            reserved=frozenset({config.bot_name}),
+            presence_interval=config.presence_interval,
+            backlog=config.backlog,
+        )
+        await hub.start()
+        app[REGISTRY] = registry
+        app[HUB] = hub
+        yield
+        await hub.close()
+        await registry.close()
+
+    async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
+        from callbot.peer.bot import Bot
+
+        bot = Bot(config, app[REGISTRY])
+        app[REGISTRY].add_service(config.bot_name, bot)
+        app[BOT] = bot
+        yield
+        await bot.close()
+
+    async def close_websockets(app: web.Application) -> None:
+        # Runs before cleanup: calls end first (bot_ctx), then sockets close
+        # with 1001 so aiohttp does not wait on open handlers.
+        if BOT in app:
+            await app[BOT].close()
+        for ws in list(app[WEBSOCKETS]):
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+
+    app.cleanup_ctx.append(signaling_ctx)
+    app.cleanup_ctx.append(bot_ctx)
+    app.on_shutdown.append(close_websockets)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app
+
+
+# -- Running -----------------------------------------------------------------------
+
+
+async def serve(config: Config) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, shutdown_timeout=5.0, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"callbot serving on http://{shown}:{port}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from_args(argv)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
