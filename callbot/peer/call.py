@@ -1,0 +1,229 @@
+"""One call between a user and the bot: an aiortc RTCPeerConnection and
+everything hanging off it (recording, talk-back, photos, the manifest).
+
+Life cycle: ``answer(offer)`` -> connected -> ``end(reason)``. ``end`` is
+idempotent and frees everything: the peer connection (its transports, decoder
+threads and tasks), the recorder, the photo channel and the timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Callable
+
+from aiortc import RTCPeerConnection, RTCSessionDescription, sdp
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from ..config import Config
+from ..signaling.protocol import IceCandidate
+from ..storage import CallDirectory
+from .ice import rtc_configuration
+from .manifest import CallManifest
+from .sdp import CandidateError, add_bitrate_hints, parse_candidate
+from . import talkback
+
+logger = logging.getLogger(__name__)
+
+SendToCaller = Callable[[dict[str, Any]], None]
+
+
+class BotCall:
+    def __init__(
+        self,
+        config: Config,
+        caller: str,
+        directory: CallDirectory,
+        send: SendToCaller,
+        on_ended: Callable[["BotCall"], None],
+    ) -> None:
+        self.config = config
+        self.caller = caller
+        self.directory = directory
+        self.id = directory.call_id
+        self._send = send
+        self._on_ended = on_ended
+        self.pc = RTCPeerConnection(rtc_configuration(config.ice))
+        self.manifest = CallManifest(directory, caller, config.bot_name, talkback=config.bot.talkback)
+        self.connected = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._pending_candidates: list[IceCandidate | None] = []
+        self._remote_set = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ending = False
+        self._media = CallMedia(self)
+        self.log = logging.LoggerAdapter(logger, {})
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("track", self._media.on_track)
+        self.pc.on("datachannel", self._media.on_datachannel)
+
+    def __repr__(self) -> str:
+        return f"<BotCall {self.id} {self.caller} {self.pc.connectionState}>"
+
+    # -- signaling in ------------------------------------------------------------
+
+    async def answer(self, offer_sdp: str) -> None:
+        """Apply the caller's offer and send back an answer with our candidates
+        inside it (aiortc gathers during setLocalDescription and never trickles)."""
+        self.manifest.write()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        self._remote_set = True
+        self._media.add_talkback_tracks()
+        for candidate in self._pending_candidates:
+            await self._apply_candidate(candidate)
+        self._pending_candidates.clear()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        bot = self.config.bot
+        sdp = add_bitrate_hints(
+            self.pc.localDescription.sdp,
+            start_kbps=bot.start_bitrate_kbps,
+            min_kbps=bot.min_bitrate_kbps,
+            max_kbps=bot.max_bitrate_kbps,
+        )
+        if self._ending:
+            return
+        self._send({"type": "answer", "answer": {"type": "answer", "sdp": sdp}})
+        self._spawn(self._connect_timeout(), "connect-timeout")
+
+    async def add_candidate(self, candidate: IceCandidate | None) -> None:
+        # aiortc silently ignores candidates added before the remote
+        # description, so they wait here until the offer is applied.
+        if not self._remote_set:
+            if len(self._pending_candidates) < 256:
+                self._pending_candidates.append(candidate)
+            return
+        await self._apply_candidate(candidate)
+
+    async def _apply_candidate(self, init: IceCandidate | None) -> None:
+        try:
+            candidate = parse_candidate(init) if init is not None else None
+            await self.pc.addIceCandidate(candidate)
+        except (CandidateError, ValueError) as exc:
+            self.log.info("call %s: candidate ignored: %s", self.id, exc)
+            self._send({"type": "error", "code": "bad-candidate", "message": str(exc)})
+
+    # -- state ----------------------------------------------------------------------
+
+    async def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        self.log.info("call %s (%s): connection %s", self.id, self.caller, state)
+        if state == "connected" and not self.connected.is_set():
+            self.manifest.connected_at = time.time()
+            self.connected.set()
+            self._media.on_connected()
+            self.manifest.write()
+        elif state in ("failed", "closed"):
+            self._spawn(self.end("ice-failed" if state == "failed" else "closed"), "end")
+
+    async def _connect_timeout(self) -> None:
+        try:
+            await asyncio.wait_for(self.connected.wait(), self.config.bot.connect_timeout)
+        except asyncio.TimeoutError:
+            await self.end("connect-timeout")
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def end(self, reason: str, *, notify: bool = True) -> None:
+        """End the call and free everything; safe to call more than once."""
+        if self._ending:
+            await self.ended.wait()
+            return
+        self._ending = True
+        self.log.info("call %s (%s): ending: %s", self.id, self.caller, reason)
+        if notify and reason not in ("caller-closed", "caller-left"):
+            self._send({"type": "close"})
+        current = asyncio.current_task()
+        try:
+            await self._media.stop(reason)
+            with contextlib.suppress(Exception):
+                await self.pc.close()
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()
+            for task in list(self._tasks):
+                if task is not current:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+        finally:
+            self.manifest.ended_at = time.time()
+            self.manifest.end_reason = reason
+            self.manifest.status = "complete"
+            self.manifest.write()
+            self.ended.set()
+            self._on_ended(self)
+
+
+class CallMedia:
+    """The media side of a call: what happens to incoming tracks and channels."""
+
+    def __init__(self, call: BotCall) -> None:
+        self.call = call
+        self._incoming: dict[str, MediaStreamTrack] = {}
+        self._receivers: dict[str, Any] = {}
+        self._drains: list[asyncio.Task[None]] = []
+        self._talkback = talkback.TalkbackSenders(call.config.bot.talkback)
+
+    def on_track(self, track: MediaStreamTrack) -> None:
+        call = self.call
+        if track.kind in self._incoming:
+            return
+        receiver = next(
+            (t.receiver for t in call.pc.getTransceivers() if t.receiver.track is track), None
+        )
+        self._incoming[track.kind] = track
+        self._receivers[track.kind] = receiver
+        call.log.info("call %s: incoming %s track", call.id, track.kind)
+        consumed = self._talkback.on_incoming(track)
+        if not consumed:
+            # Nobody reads the decoded track: drain it so aiortc's per-track
+            # queue cannot grow without bound.
+            self._drains.append(asyncio.ensure_future(_drain(track)))
+
+    def add_talkback_tracks(self) -> None:
+        self._talkback.attach(self.call.pc)
+
+    def on_datachannel(self, channel: Any) -> None:
+        call = self.call
+        call.log.info("call %s: data channel %r", call.id, channel.label)
+
+    def on_connected(self) -> None:
+        call = self.call
+        call.manifest.tracks = negotiated_tracks(call.pc.localDescription.sdp, self._incoming)
+
+    async def stop(self, reason: str) -> None:
+        await self._talkback.stop()
+        for task in self._drains:
+            task.cancel()
+        for task in self._drains:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def negotiated_tracks(answer_sdp: str, incoming: dict[str, MediaStreamTrack]) -> list[dict[str, Any]]:
+    """Kind, direction and codec of each media section, read from our answer."""
+    out = []
+    for media in sdp.SessionDescription.parse(answer_sdp).media:
+        if media.kind not in ("audio", "video") or not media.rtp.codecs:
+            continue
+        codec = media.rtp.codecs[0]
+        out.append({
+            "kind": media.kind,
+            "mid": media.rtp.muxId,
+            "direction": media.direction,
+            "codec": codec.mimeType,
+            "clock_rate": codec.clockRate,
+            "received": media.kind in incoming,
+        })
+    return out
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()

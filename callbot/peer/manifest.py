@@ -1,0 +1,98 @@
+"""``meta.json``: everything about one call, rewritten atomically as it goes.
+
+The manifest is written when the call starts, when it connects, whenever a
+photo is saved, and when it ends. ``status`` is ``in-progress`` until the end,
+then ``complete``; a server that finds ``in-progress`` at start-up left it
+behind in a crash and marks it ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..storage import MANIFEST_NAME, CallDirectory, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+@dataclass
+class CallManifest:
+    directory: CallDirectory
+    caller: str
+    bot: str
+    started_at: float = field(default_factory=time.time)
+    connected_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    status: str = "in-progress"
+    talkback: str = "none"
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    photos: list[dict[str, Any]] = field(default_factory=list)
+    recording: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        end = self.ended_at if self.ended_at is not None else time.time()
+        return {
+            "version": 1,
+            "call_id": self.directory.call_id,
+            "caller": self.caller,
+            "bot": self.bot,
+            "status": self.status,
+            "started_at": _iso(self.started_at),
+            "connected_at": _iso(self.connected_at),
+            "ended_at": _iso(self.ended_at),
+            "duration": round(end - self.started_at, 3),
+            "connected_duration": round(end - self.connected_at, 3) if self.connected_at else None,
+            "end_reason": self.end_reason,
+            "talkback": self.talkback,
+            "tracks": self.tracks,
+            "recording": self.recording,
+            "photos": self.photos,
+            "files": self.files(),
+            "errors": self.errors,
+        }
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every file of the call with its size and hash."""
+        out = [
+            {"name": p["file"], "kind": "photo", "size": p["size"], "sha256": p["sha256"]}
+            for p in self.photos
+            if "file" in p
+        ]
+        out += list(self.recording.get("files", []))
+        return out
+
+    def write(self) -> None:
+        try:
+            atomic_write_json(self.directory.manifest_path, self.to_json())
+        except OSError as exc:  # a full disk must not kill the call
+            logger.error("call %s: cannot write manifest: %s", self.directory.call_id, exc)
+
+
+def mark_interrupted(calls_root) -> list[str]:
+    """At start-up: manifests a crash left ``in-progress`` become ``interrupted``."""
+    found: list[str] = []
+    if not calls_root.is_dir():
+        return found
+    for path in sorted(calls_root.glob(f"*/{MANIFEST_NAME}")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("status") == "in-progress":
+            data["status"] = "interrupted"
+            data["end_reason"] = data.get("end_reason") or "server-crashed"
+            atomic_write_json(path, data)
+            found.append(path.parent.name)
+    return found
