@@ -29,6 +29,9 @@ def test_config(tmp_path, **overrides: Any) -> Config:
     return replace(base, **overrides)
 
 
+test_config.__test__ = False  # a helper, not a test, despite its name
+
+
 class RunningServer:
     def __init__(self, app: web.Application, runner: web.AppRunner, port: int) -> None:
         self.app = app
