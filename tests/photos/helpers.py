@@ -1,0 +1,70 @@
+"""Helpers shared by the photo tests: real images and protocol messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import cv2
+import numpy as np
+
+
+def _noise_image(pixels: int, seed: int) -> np.ndarray:
+    # Smooth gradients plus noise: compresses like a photo, not like a flat fill.
+    side = max(8, int(pixels**0.5))
+    h, w = side, side * 4 // 3
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], axis=-1)
+    noise = rng.integers(0, 64, size=(h, w, 3))
+    return ((base + noise) % 256).astype(np.uint8)
+
+
+def _encode(ext: str, image: np.ndarray, params: list[int]) -> bytes:
+    ok, buf = cv2.imencode(ext, image, params)
+    assert ok
+    return buf.tobytes()
+
+
+def _sized(ext: str, target: int, params: list[int], seed: int) -> bytes:
+    """An image whose encoding is within about 15% of ``target`` bytes."""
+    pixels = max(64, target)
+    for _ in range(8):
+        data = _encode(ext, _noise_image(pixels, seed), params)
+        if abs(len(data) - target) <= target * 0.15:
+            return data
+        pixels = max(64, int(pixels * target / len(data)))
+    return data
+
+
+def make_jpeg(target: int, seed: int = 1) -> bytes:
+    return _sized(".jpg", target, [cv2.IMWRITE_JPEG_QUALITY, 92], seed)
+
+
+def make_png(target: int, seed: int = 2) -> bytes:
+    return _sized(".png", target, [cv2.IMWRITE_PNG_COMPRESSION, 1], seed)
+
+
+def make_webp(target: int, seed: int = 3) -> bytes:
+    return _sized(".webp", target, [cv2.IMWRITE_WEBP_QUALITY, 90], seed)
+
+
+def begin_message(photo_id, data: bytes, *, name: str = "photo.jpg", mime: str = "image/jpeg", **over) -> str:
+    message = {
+        "type": "photo-begin",
+        "id": photo_id,
+        "name": name,
+        "mime": mime,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    message.update(over)
+    return json.dumps(message)
+
+
+def end_message(photo_id) -> str:
+    return json.dumps({"type": "photo-end", "id": photo_id})
+
+
+def chunked(data: bytes, size: int = 256 * 1024) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
