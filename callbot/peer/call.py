@@ -68,6 +68,7 @@ class BotCall:
         """Apply the caller's offer and send back an answer with our candidates
         inside it (aiortc gathers during setLocalDescription and never trickles)."""
         self.manifest.write()
+        check_offer(offer_sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         self._remote_set = True
         self._media.add_talkback_tracks()
@@ -157,6 +158,24 @@ class BotCall:
             self.manifest.write()
             self.ended.set()
             self._on_ended(self)
+
+
+class BadOffer(ValueError):
+    """An offer the bot cannot answer."""
+
+
+def check_offer(offer_sdp: str) -> None:
+    """aiortc accepts an offer with no media and answers it with nothing; such
+    a call could never connect, so it is refused up front."""
+    try:
+        parsed = sdp.SessionDescription.parse(offer_sdp)
+    except Exception as exc:  # aiortc's parser raises a variety of errors
+        raise BadOffer(f"unparseable SDP ({type(exc).__name__})") from None
+    kinds = [m.kind for m in parsed.media]
+    if not any(k in ("audio", "video", "application") for k in kinds):
+        raise BadOffer("the offer has no audio, video or data section")
+    if not all(m.ice.usernameFragment and m.ice.password for m in parsed.media):
+        raise BadOffer("the offer has no ICE credentials")
 
 
 class CallMedia:
