@@ -1,0 +1,404 @@
+"""Encoded frames from an aiortc receiver, before (or instead of) decoding.
+
+aiortc has no public API for received encoded frames: ``RTCRtpReceiver``
+reassembles each frame on the event loop and hands it to a decoder thread
+through a private ``queue.Queue``. This module is the one place that reaches
+into that private path; everything else in the media layer works with the
+:class:`EncodedFrame` objects it produces.
+
+The hook: :meth:`EncodedFrameTap.attach` replaces the receiver's
+``_RTCRtpReceiver__decoder_queue`` attribute with a proxy whose ``put()``
+copies each ``(codec, JitterFrame)`` to the tap's sinks and then, if
+:attr:`EncodedFrameTap.decode` is on, forwards it to the original queue. The
+decoder thread holds a reference to the original queue (it gets it in
+``receive()``), so the proxy works whether it is installed before or after
+``receive()``; the end-of-stream ``None`` is always forwarded, so the remote
+track still ends.
+
+The assumptions are checked at import against the pinned aiortc version and
+the receiver's byte code; a mismatch raises :class:`UnsupportedAiortcError`
+naming what is missing, instead of silently recording nothing. Set
+``CALLBOT_ALLOW_UNTESTED_AIORTC=1`` to try another version whose structure
+still passes the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import queue
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiortc
+from aiortc import rtcrtpreceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+from .bitstream import frame_info
+from .errors import UnsupportedAiortcError
+
+logger = logging.getLogger(__name__)
+
+# Versions whose receive path this module was read against and tested with.
+SUPPORTED_AIORTC_VERSIONS = frozenset({"1.16.0"})
+
+_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_TAP_ATTR = "_callbot_encoded_frame_tap"
+
+# Video receivers release a frame when the first packet of the next one
+# arrives (aiortc JitterBuffer(prefetch=0) for video), audio receivers after
+# `prefetch` more frames; used to estimate when a frame was captured.
+_VIDEO_RELEASE_DELAY_FRAMES = 1
+
+
+def _check_aiortc() -> None:
+    """Raise UnsupportedAiortcError unless aiortc's receive path is as we read it."""
+    version = getattr(aiortc, "__version__", "unknown")
+    if version not in SUPPORTED_AIORTC_VERSIONS and not os.environ.get(
+        "CALLBOT_ALLOW_UNTESTED_AIORTC"
+    ):
+        raise UnsupportedAiortcError(
+            f"callbot.media.tap hooks aiortc's private receive path and was tested with "
+            f"aiortc {', '.join(sorted(SUPPORTED_AIORTC_VERSIONS))}, but {version} is "
+            f"installed; pin aiortc=={min(SUPPORTED_AIORTC_VERSIONS)} or set "
+            f"CALLBOT_ALLOW_UNTESTED_AIORTC=1 to try anyway"
+        )
+    problems: list[str] = []
+
+    def names(func: Any) -> tuple[str, ...]:
+        return getattr(getattr(func, "__code__", None), "co_names", ())
+
+    # The frame is handed to the decoder with self.__decoder_queue.put(...)
+    # in _handle_rtp_packet, after the timestamp mapper unwrapped it.
+    handle = names(getattr(RTCRtpReceiver, "_handle_rtp_packet", None))
+    for name in (_QUEUE_ATTR, "put", "_RTCRtpReceiver__timestamp_mapper"):
+        if name not in handle:
+            problems.append(f"RTCRtpReceiver._handle_rtp_packet no longer uses {name}")
+    if _QUEUE_ATTR not in names(getattr(RTCRtpReceiver, "__init__", None)):
+        problems.append(f"RTCRtpReceiver.__init__ no longer creates {_QUEUE_ATTR}")
+    if _QUEUE_ATTR not in names(getattr(RTCRtpReceiver, "receive", None)):
+        problems.append("RTCRtpReceiver.receive no longer hands the queue to the decoder")
+    worker = getattr(rtcrtpreceiver, "decoder_worker", None)
+    if worker is None or list(inspect.signature(worker).parameters)[:2] != ["loop", "input_q"]:
+        problems.append("aiortc.rtcrtpreceiver.decoder_worker(loop, input_q, ...) is gone")
+    for method in ("_send_rtcp_pli", "getSynchronizationSources"):
+        if not callable(getattr(RTCRtpReceiver, method, None)):
+            problems.append(f"RTCRtpReceiver.{method} is gone")
+    probe = JitterFrame(data=b"", timestamp=0)
+    if not (hasattr(probe, "data") and hasattr(probe, "timestamp")):
+        problems.append("JitterFrame no longer has data and timestamp")
+    if problems:
+        raise UnsupportedAiortcError(
+            f"aiortc {version} does not fit callbot.media.tap: " + "; ".join(problems)
+        )
+
+
+_check_aiortc()
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One reassembled encoded frame as it came off the wire.
+
+    ``timestamp`` is the RTP timestamp, unwrapped by aiortc and counted from
+    the receiver's first frame, in units of ``1 / clock_rate`` seconds.
+    ``arrival`` is :func:`time.monotonic` when the frame was complete.
+    """
+
+    kind: str  # "audio" or "video"
+    codec: str  # "VP8", "H264", "opus", ... (the MIME subtype aiortc negotiated)
+    clock_rate: int
+    timestamp: int
+    data: bytes
+    keyframe: bool
+    arrival: float
+    index: int  # 0, 1, 2, ... per tap, so consumers can see gaps
+    width: int | None = None  # from the bitstream, keyframes only
+    height: int | None = None
+    parameter_sets: bytes | None = None  # H.264 SPS+PPS (Annex-B) when present
+
+
+class FrameSink(Protocol):
+    """Receives a tap's frames. Called on the event loop; must not block."""
+
+    def on_frame(self, frame: EncodedFrame) -> None: ...
+
+    def on_end(self, tap: EncodedFrameTap) -> None: ...
+
+
+class _DecoderQueueProxy:
+    """Takes the place of the receiver's decoder queue (see module docstring)."""
+
+    def __init__(self, tap: EncodedFrameTap, inner: queue.Queue) -> None:
+        self._tap = tap
+        self._inner = inner
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self._tap._handle_item(item)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything but put() (qsize, get, ...) is the original queue's.
+        return getattr(self._inner, name)
+
+
+class EncodedFrameTap:
+    """Copies a receiver's encoded frames to sinks; optionally starves its decoder.
+
+    Create with :meth:`attach` from the peer connection's ``track`` event. One
+    tap exists per receiver: attaching twice returns the same tap, so the
+    recorder and the echo track can share it.
+    """
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        track: MediaStreamTrack,
+        inner: queue.Queue,
+        *,
+        decode: bool,
+        decoder_queue_limit: int,
+        min_keyframe_request_interval: float,
+    ) -> None:
+        self.kind: str = track.kind
+        self.track = track
+        self.codec: str | None = None
+        self.clock_rate: int | None = None
+        self._receiver = receiver
+        self._inner = inner
+        self._decode = decode
+        self._decoder_queue_limit = decoder_queue_limit
+        self._decoder_gated = False
+        self._min_request_interval = min_keyframe_request_interval
+        self._last_request = -1e9
+        self._request_pending = False
+        self._sinks: list[FrameSink] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._loop = asyncio.get_running_loop()
+        self.ended = False
+        # Counters, read by the manifest.
+        self.frames = 0
+        self.bytes = 0
+        self.keyframes = 0
+        self.keyframe_requests = 0
+        self.decoder_dropped = 0
+        self.sink_errors = 0
+        jitter = getattr(receiver, _JITTER_ATTR, None)
+        prefetch = getattr(jitter, "_prefetch", 0) if self.kind == "audio" else 0
+        # How many frame durations late a frame leaves the jitter buffer.
+        self.release_delay_frames: int = (
+            prefetch if self.kind == "audio" else _VIDEO_RELEASE_DELAY_FRAMES
+        )
+
+    @classmethod
+    def attach(
+        cls,
+        receiver: RTCRtpReceiver,
+        track: MediaStreamTrack,
+        *,
+        decode: bool | None = None,
+        decoder_queue_limit: int = 60,
+        min_keyframe_request_interval: float = 0.3,
+    ) -> EncodedFrameTap:
+        """Install the tap on ``receiver`` (idempotent); call on the event loop.
+
+        ``decode``: whether aiortc's own decoder still gets the frames, so that
+        ``track.recv()`` yields decoded frames. None keeps the current setting
+        (on for a new tap, like plain aiortc). Turn it off when nothing reads
+        ``track.recv()``: decoding costs CPU, and aiortc queues decoded frames
+        without bound for a reader that never comes.
+        """
+        existing = getattr(receiver, _TAP_ATTR, None)
+        if existing is not None:
+            if decode is not None:
+                existing.decode = decode
+            return existing
+        if receiver.track is not track:
+            raise ValueError("track is not this receiver's track")
+        inner = getattr(receiver, _QUEUE_ATTR, None)
+        if not isinstance(inner, queue.Queue):
+            raise UnsupportedAiortcError(
+                f"receiver.{_QUEUE_ATTR} is {type(inner).__name__}, expected queue.Queue"
+            )
+        tap = cls(
+            receiver,
+            track,
+            inner,
+            decode=True if decode is None else decode,
+            decoder_queue_limit=decoder_queue_limit,
+            min_keyframe_request_interval=min_keyframe_request_interval,
+        )
+        setattr(receiver, _QUEUE_ATTR, _DecoderQueueProxy(tap, inner))
+        setattr(receiver, _TAP_ATTR, tap)
+        logger.debug("tap attached to %s receiver", tap.kind)
+        return tap
+
+    @property
+    def decode(self) -> bool:
+        """Whether frames still go to aiortc's decoder (and so to ``track.recv()``)."""
+        return self._decode
+
+    @decode.setter
+    def decode(self, value: bool) -> None:
+        if value and not self._decode:
+            # The decoder has missed frames: start it again on a keyframe.
+            self._decoder_gated = self.kind == "video"
+            if self._decoder_gated:
+                self.request_keyframe()
+        self._decode = value
+
+    def subscribe(self, sink: FrameSink) -> None:
+        if sink not in self._sinks:
+            self._sinks.append(sink)
+        if self.ended:
+            sink.on_end(self)
+
+    def unsubscribe(self, sink: FrameSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def request_keyframe(self) -> bool:
+        """Ask the sender for a keyframe (RTCP PLI, RFC 4585 section 6.3.1).
+
+        Call on the event loop. Requests closer together than the minimum
+        interval are merged, so several consumers can ask freely; a request
+        made before the first packet (no SSRC known yet) is sent with it.
+        Returns whether a PLI went out now.
+        """
+        if self.kind != "video" or self.ended:
+            return False
+        now = time.monotonic()
+        if now - self._last_request < self._min_request_interval:
+            return False
+        ssrcs = [s.source for s in self._receiver.getSynchronizationSources()]
+        if not ssrcs:
+            self._request_pending = True
+            return False
+        self._request_pending = False
+        self._last_request = now
+        self.keyframe_requests += 1
+        # With RTX there are two SSRCs; a PLI for the RTX one is ignored, so
+        # sending to each recent SSRC reaches the media stream either way.
+        for ssrc in ssrcs:
+            task = self._loop.create_task(self._receiver._send_rtcp_pli(ssrc))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
+
+    def request_keyframe_threadsafe(self) -> None:
+        """:meth:`request_keyframe` for worker threads."""
+        try:
+            self._loop.call_soon_threadsafe(self.request_keyframe)
+        except RuntimeError:
+            pass  # the loop is closed: the call is over
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "codec": self.codec,
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "keyframes": self.keyframes,
+            "keyframe_requests": self.keyframe_requests,
+            "decoder_dropped": self.decoder_dropped,
+        }
+
+    # -- called by the proxy, on the event loop ------------------------------
+
+    def _handle_item(self, item: Any) -> None:
+        if item is None:
+            # aiortc is stopping the decoder; the track must end.
+            self._inner.put(None)
+            self._end()
+            return
+        codec, jitter_frame = item
+        frame = self._make_frame(codec, jitter_frame)
+        if self._decode:
+            self._forward_to_decoder(item, frame)
+        if self._request_pending:
+            self.request_keyframe()
+        for sink in tuple(self._sinks):
+            try:
+                sink.on_frame(frame)
+            except Exception:
+                # A sink's bug must not break aiortc's receive path.
+                self.sink_errors += 1
+                if self.sink_errors == 1 or self.sink_errors % 1000 == 0:
+                    logger.exception("%s tap: sink %r failed", self.kind, sink)
+
+    def _make_frame(self, codec: Any, jitter_frame: JitterFrame) -> EncodedFrame:
+        name = codec.mimeType.split("/", 1)[1]
+        data = jitter_frame.data
+        if self.codec != name:
+            if self.codec is not None:
+                logger.info("%s tap: codec %s -> %s", self.kind, self.codec, name)
+            self.codec = name
+            self.clock_rate = codec.clockRate
+        width = height = None
+        parameter_sets = None
+        if self.kind == "video":
+            try:
+                info = frame_info(name, data)
+            except ValueError:
+                keyframe = False
+            else:
+                keyframe = info.keyframe
+                width, height = info.width, info.height
+                parameter_sets = info.parameter_sets
+        else:
+            # Every audio frame (Opus, G.711) can be decoded on its own.
+            keyframe = True
+        self.frames += 1
+        self.bytes += len(data)
+        if keyframe and self.kind == "video":
+            self.keyframes += 1
+        return EncodedFrame(
+            kind=self.kind,
+            codec=name,
+            clock_rate=codec.clockRate,
+            timestamp=jitter_frame.timestamp,
+            data=data,
+            keyframe=keyframe,
+            arrival=time.monotonic(),
+            index=self.frames - 1,
+            width=width,
+            height=height,
+            parameter_sets=parameter_sets,
+        )
+
+    def _forward_to_decoder(self, item: Any, frame: EncodedFrame) -> None:
+        # aiortc's decoder queue is unbounded; a decoder that falls behind
+        # would hold every frame. Bound it, and after a drop feed it again
+        # only from a keyframe so it never decodes against a missing reference.
+        if self._decoder_gated:
+            if not frame.keyframe:
+                self.decoder_dropped += 1
+                return
+            self._decoder_gated = False
+        if self._inner.qsize() >= self._decoder_queue_limit:
+            self.decoder_dropped += 1
+            if self.decoder_dropped == 1 or self.decoder_dropped % 100 == 0:
+                logger.warning(
+                    "%s tap: aiortc decoder is behind, %d frames dropped so far",
+                    self.kind,
+                    self.decoder_dropped,
+                )
+            if self.kind == "video":
+                self._decoder_gated = True
+                self.request_keyframe()
+            return
+        self._inner.put(item)
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        for sink in tuple(self._sinks):
+            try:
+                sink.on_end(self)
+            except Exception:
+                logger.exception("%s tap: sink %r failed at end", self.kind, sink)

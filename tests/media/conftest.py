@@ -1,0 +1,20 @@
+"""Fixtures for media tests: loopback ICE and receive-started events."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from mediatest_support import ReceiveWatch, use_loopback_ice
+
+
+@pytest.fixture
+def watch(monkeypatch) -> ReceiveWatch:
+    use_loopback_ice(monkeypatch)
+    return ReceiveWatch(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _media_logs(caplog):
+    # Drop and keyframe warnings are part of what tests check.
+    caplog.set_level(logging.INFO, logger="callbot.media")
