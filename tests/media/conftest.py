@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 
 import pytest
-from mediatest_support import ReceiveWatch, use_loopback_ice
+
+from callbot.peer.ice import restore_host_addresses
+from tests.media.mediatest_support import ReceiveWatch, use_loopback_ice
 
 
 @pytest.fixture
 def watch(monkeypatch) -> ReceiveWatch:
-    use_loopback_ice(monkeypatch)
-    return ReceiveWatch(monkeypatch)
+    use_loopback_ice()
+    yield ReceiveWatch(monkeypatch)
+    restore_host_addresses()
 
 
 @pytest.fixture(autouse=True)

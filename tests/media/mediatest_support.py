@@ -16,7 +16,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aioice.ice
 import av
 import numpy as np
 from aiortc import (
@@ -27,6 +26,8 @@ from aiortc import (
     RTCRtpSender,
 )
 from aiortc.mediastreams import MediaStreamError
+
+from callbot.peer.ice import restrict_host_addresses
 
 FPS = 30
 AUDIO_RATE = 48000
@@ -160,14 +161,13 @@ class ToneAudioTrack(_PacedTrack):
         return frame
 
 
-def use_loopback_ice(monkeypatch) -> None:
-    """Make ICE gather 127.0.0.1 only.
+def use_loopback_ice() -> None:
+    """Make ICE gather 127.0.0.1 only, as the server's ``--ice-address 127.0.0.1``.
 
     aioice's get_host_addresses() skips 127.0.0.1, so on a loopback-only
-    machine there would be no candidate at all; on others, one candidate
-    keeps the connectivity checks short.
+    machine (the test suite runs in one) there would be no candidate at all.
     """
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    restrict_host_addresses(("127.0.0.1",))
 
 
 class ReceiveWatch:

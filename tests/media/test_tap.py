@@ -9,7 +9,7 @@ import aiortc
 import pytest
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from mediatest_support import FPS, nearest_palette, open_call, read_pattern
+from tests.media.mediatest_support import FPS, nearest_palette, open_call, read_pattern
 
 from callbot.media import tap as tap_module
 from callbot.media.errors import UnsupportedAiortcError
