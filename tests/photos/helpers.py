@@ -68,3 +68,28 @@ def end_message(photo_id) -> str:
 
 def chunked(data: bytes, size: int = 256 * 1024) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+class PhotoCaller:
+    """The browser's side of the ``photos`` channel: send photos, read replies."""
+
+    def __init__(self, channel) -> None:
+        import asyncio
+
+        self.channel = channel
+        self.replies: asyncio.Queue[dict] = asyncio.Queue()
+        channel.on("message", lambda m: self.replies.put_nowait(json.loads(m)))
+
+    def send_photo(self, photo_id, data: bytes, *, chunk: int = 256 * 1024, **over) -> None:
+        self.channel.send(begin_message(photo_id, data, **over))
+        for part in chunked(data, chunk):
+            self.channel.send(part)
+        self.channel.send(end_message(photo_id))
+
+    async def reply(self, timeout: float = 30.0) -> dict:
+        import asyncio
+
+        return await asyncio.wait_for(self.replies.get(), timeout)
+
+    async def replies_for(self, n: int, timeout: float = 30.0) -> list[dict]:
+        return [await self.reply(timeout) for _ in range(n)]
