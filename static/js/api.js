@@ -1,0 +1,89 @@
+/**
+ * The HTTP API the page uses, each request in one function so a change in the
+ * server's format is a change in one place.
+ */
+
+import { AppError } from './errors.js';
+
+/**
+ * @typedef {object} CallSummary  one entry of GET /api/calls (callbot/web/gallery.py)
+ * @property {string} call_id
+ * @property {string} caller
+ * @property {string} status
+ * @property {string | null} started_at  ISO 8601 UTC
+ * @property {number | null} duration  seconds
+ * @property {string | null} thumbnail  URL
+ * @property {{url: string, mime: string, size: number} | null} recording
+ * @property {{url: string, name: string}[]} photos
+ * @property {{url: string, name: string}[]} frames
+ */
+
+/**
+ * The ICE servers the page should use (STUN/TURN from the server's flags).
+ * No route, or no answer: none, which is right on localhost and a LAN.
+ * @returns {Promise<RTCConfiguration>}
+ */
+export async function fetchRtcConfig() {
+  try {
+    const response = await fetch('/api/rtc-config', { headers: { accept: 'application/json' } });
+    if (!response.ok) return { iceServers: [] };
+    const body = await response.json();
+    return { iceServers: Array.isArray(body.iceServers) ? body.iceServers : [] };
+  } catch {
+    return { iceServers: [] };
+  }
+}
+
+/**
+ * Past calls with the bot, newest first.
+ * @returns {Promise<CallSummary[]>}
+ */
+export async function fetchCalls() {
+  let response;
+  try {
+    response = await fetch('/api/calls', { headers: { accept: 'application/json' } });
+  } catch (err) {
+    throw new AppError('server-unreachable', String(err));
+  }
+  if (!response.ok) throw new AppError('gallery-unavailable', `HTTP ${response.status}`);
+  const body = await response.json();
+  return Array.isArray(body.calls) ? body.calls : [];
+}
+
+/**
+ * Keeps a server copy of a photo sent in a call between two people.
+ *
+ * POST /api/photos, multipart/form-data: `photo` (the file, with its name),
+ * `id`, `sha256`, `mime`, `from`, `to`. The reply is JSON; on success it
+ * carries the size and sha256 the server stored.
+ * TODO(photos engineer): align with the route in callbot/media when it lands;
+ * this is the only function that knows the request format.
+ *
+ * @param {{id: string, name: string, mime: string, sha256: string, blob: Blob, from: string, to: string}} photo
+ * @returns {Promise<{size?: number, sha256?: string}>}
+ */
+export async function uploadPhotoCopy(photo) {
+  const form = new FormData();
+  form.append('photo', photo.blob, photo.name);
+  form.append('id', photo.id);
+  form.append('sha256', photo.sha256);
+  form.append('mime', photo.mime);
+  form.append('from', photo.from);
+  form.append('to', photo.to);
+  let response;
+  try {
+    response = await fetch('/api/photos', { method: 'POST', body: form });
+  } catch (err) {
+    throw new AppError('server-unreachable', String(err));
+  }
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON: fall through to the status.
+  }
+  if (response.status === 404 || response.status === 405) throw new AppError('upload-unavailable');
+  if (!response.ok) throw new AppError(String(body.error || body.code || 'storage-failed'), body.message);
+  if (body.sha256 && body.sha256 !== photo.sha256) throw new AppError('hash-mismatch');
+  return body;
+}

@@ -1,0 +1,152 @@
+/**
+ * The signaling client: JSON text frames over one WebSocket to `/ws`.
+ * See callbot/signaling/protocol.py for the wire format.
+ */
+
+import { AppError } from './errors.js';
+
+/**
+ * @typedef {{type: string, [key: string]: any}} Message
+ *
+ * @typedef {object} Signaling
+ * @property {() => Promise<void>} connect  opens the socket (idempotent)
+ * @property {(username: string) => Promise<Message>} login  the login reply
+ * @property {(message: Message) => void} send
+ * @property {(handler: (message: Message) => void) => () => void} onMessage
+ * @property {(handler: (info: {code: number, reason: string}) => void) => () => void} onDisconnect
+ * @property {() => boolean} isOpen
+ * @property {() => void} close
+ */
+
+/**
+ * The signaling URL for the page's own origin: wss on https, ws on http.
+ * @param {Location} [location]
+ * @returns {string}
+ */
+export function signalingUrl(location = window.location) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+/**
+ * Creates a signaling client. Nothing connects until `connect` or `login`.
+ *
+ * @param {string} url
+ * @param {{loginTimeoutMs?: number}} [options]
+ * @returns {Signaling}
+ */
+export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
+  const events = new EventTarget();
+  /** @type {WebSocket | null} */
+  let socket = null;
+  /** @type {Promise<void> | null} */
+  let opening = null;
+
+  function connect() {
+    if (socket && socket.readyState === WebSocket.OPEN) return Promise.resolve();
+    if (opening) return opening;
+    opening = new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new WebSocket(url);
+      } catch (err) {
+        reject(new AppError('server-unreachable', String(err)));
+        return;
+      }
+      let opened = false;
+      ws.addEventListener('open', () => {
+        opened = true;
+        socket = ws;
+        resolve();
+      });
+      ws.addEventListener('message', (event) => {
+        if (typeof event.data !== 'string') return;
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        if (message && typeof message.type === 'string') {
+          events.dispatchEvent(new CustomEvent('message', { detail: message }));
+        }
+      });
+      ws.addEventListener('close', (event) => {
+        if (socket === ws) socket = null;
+        if (!opened) {
+          reject(new AppError('server-unreachable', `closed before open (${event.code})`));
+          return;
+        }
+        events.dispatchEvent(
+          new CustomEvent('disconnect', { detail: { code: event.code, reason: event.reason } }),
+        );
+      });
+    }).finally(() => {
+      opening = null;
+    });
+    return opening;
+  }
+
+  /**
+   * The next message of `type`, or a rejection on timeout or disconnect.
+   * @param {string} type
+   * @param {number} timeoutMs
+   * @returns {Promise<Message>}
+   */
+  function next(type, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const offMessage = onMessage((message) => {
+        if (message.type !== type) return;
+        done();
+        resolve(message);
+      });
+      const offDisconnect = onDisconnect(() => {
+        done();
+        reject(new AppError('connection-lost'));
+      });
+      const timer = setTimeout(() => {
+        done();
+        reject(new AppError('timeout'));
+      }, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        offMessage();
+        offDisconnect();
+      }
+    });
+  }
+
+  async function login(username) {
+    await connect();
+    const reply = next('login', loginTimeoutMs);
+    send({ type: 'login', username });
+    return reply;
+  }
+
+  function send(message) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) throw new AppError('connection-lost');
+    socket.send(JSON.stringify(message));
+  }
+
+  function onMessage(handler) {
+    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail);
+    events.addEventListener('message', listener);
+    return () => events.removeEventListener('message', listener);
+  }
+
+  function onDisconnect(handler) {
+    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail);
+    events.addEventListener('disconnect', listener);
+    return () => events.removeEventListener('disconnect', listener);
+  }
+
+  return {
+    connect,
+    login,
+    send,
+    onMessage,
+    onDisconnect,
+    isOpen: () => Boolean(socket && socket.readyState === WebSocket.OPEN),
+    close: () => socket?.close(1000, 'bye'),
+  };
+}
