@@ -24,10 +24,12 @@ from typing import Any, AsyncIterator, Sequence
 
 from aiohttp import web
 
-from callbot.config import TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig
+from callbot.config import TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig, SecurityConfig
+from callbot.web.access import AddressLimiter
+from callbot.web.auth import mint_token, turn_credentials
 from callbot.signaling.hub import CLOSE_GOING_AWAY, SignalingHub
 from callbot.signaling.registry import InMemoryRegistry
-from callbot.web.keys import BOT, CONFIG, HUB, REGISTRY, WEBSOCKETS
+from callbot.web.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, WEBSOCKETS
 from callbot.web.ws import websocket_handler
 
 logger = logging.getLogger("callbot.server")
@@ -100,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--connect-timeout", type=float, default=d.bot.connect_timeout, help="seconds for a call to connect")
     b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
     b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
+
+    s = p.add_argument_group("security and limits")
+    sd = d.security
+    s.add_argument("--auth-secret", default=None, help="HS256 secret: require a token on every WebSocket and API request")
+    s.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                   help="origin allowed to open the WebSocket (repeatable; default: the server's own)")
+    s.add_argument("--cert", default=None, help="TLS certificate (PEM): serve https and wss")
+    s.add_argument("--key", default=None, help="TLS private key (PEM)")
+    s.add_argument("--turn-url", action="append", default=[], metavar="URL",
+                   help="TURN server using coturn's use-auth-secret (repeatable)")
+    s.add_argument("--turn-secret", default=None, help="the TURN server's static-auth-secret")
+    s.add_argument("--turn-ttl", type=float, default=sd.turn_ttl, help="seconds TURN credentials stay valid")
+    s.add_argument("--rate-limit", type=float, default=sd.rate_limit, help="signaling messages per second per connection")
+    s.add_argument("--rate-burst", type=float, default=sd.rate_burst, help="burst of messages allowed above the rate")
+    s.add_argument("--max-connections-per-address", type=int, default=sd.max_connections_per_address,
+                   help="concurrent WebSockets per client address")
+    s.add_argument("--max-call-seconds", type=float, default=sd.max_call_seconds, help="longest bot call")
+    s.add_argument("--min-free-bytes", type=int, default=sd.min_free_bytes,
+                   help="refuse new bot calls when the data dir has less free space")
     return p
 
 
@@ -132,10 +153,35 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
             connect_timeout=float(a.connect_timeout),
         ),
         photos=PhotoConfig(max_bytes=int(a.max_photo_bytes), max_per_call=int(a.max_photos_per_call)),
+        security=SecurityConfig(
+            auth_secret=a.auth_secret or None,
+            allowed_origins=tuple(o.rstrip("/") for o in a.allowed_origin),
+            cert=a.cert or None,
+            key=a.key or None,
+            turn_urls=tuple(a.turn_url),
+            turn_secret=a.turn_secret or None,
+            turn_ttl=float(a.turn_ttl),
+            rate_limit=float(a.rate_limit),
+            rate_burst=float(a.rate_burst),
+            max_connections_per_address=int(a.max_connections_per_address),
+            max_call_seconds=float(a.max_call_seconds),
+            min_free_bytes=int(a.min_free_bytes),
+        ),
     )
 
 
 # -- The application ---------------------------------------------------------------
+
+
+def client_ice_servers(config: Config, username: str) -> list[dict[str, Any]]:
+    """The ICE servers a logged-in client should use, with fresh short-lived
+    TURN credentials when a TURN secret is configured."""
+    servers: list[dict[str, Any]] = [{"urls": url} for url in config.ice.stun_urls]
+    sec = config.security
+    if sec.turn_urls and sec.turn_secret:
+        user, password = turn_credentials(sec.turn_secret, ttl=sec.turn_ttl, user=username)
+        servers.append({"urls": list(sec.turn_urls), "username": user, "credential": password})
+    return servers
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -153,6 +199,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.photos.max_bytes + 1024)
     app[CONFIG] = config
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[ADDRESS_LIMITER] = AddressLimiter(config.security.max_connections_per_address)
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         registry = InMemoryRegistry()
@@ -162,6 +209,9 @@ def create_app(config: Config) -> web.Application:
             reserved=frozenset({config.bot_name}),
             presence_interval=config.presence_interval,
             backlog=config.backlog,
+            rate_limit=config.security.rate_limit,
+            rate_burst=config.security.rate_burst,
+            login_extra=lambda username: {"iceServers": client_ice_servers(config, username)},
         )
         await hub.start()
         app[REGISTRY] = registry
@@ -204,11 +254,18 @@ async def serve(config: Config) -> None:
     app = create_app(config)
     runner = web.AppRunner(app, shutdown_timeout=5.0, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    ssl_context = None
+    if config.security.cert:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(config.security.cert, config.security.key)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     await site.start()
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"callbot serving on http://{shown}:{port}", flush=True)
+    scheme = "https" if ssl_context else "http"
+    print(f"callbot serving on {scheme}://{shown}:{port}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -221,7 +278,23 @@ async def serve(config: Config) -> None:
         await runner.cleanup()
 
 
+def mint_token_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="server.py mint-token", description="Print a token for --auth-secret.")
+    p.add_argument("username")
+    p.add_argument("--auth-secret", default=os.environ.get(_env_name("--auth-secret")), help="the server's secret")
+    p.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    p.add_argument("--admin", action="store_true", help="may read every call")
+    a = p.parse_args(argv)
+    if not a.auth_secret:
+        p.error("--auth-secret (or CALLBOT_AUTH_SECRET) is required")
+    print(mint_token(a.auth_secret, a.username, ttl=a.ttl, admin=a.admin))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mint-token"]:
+        return mint_token_main(argv[1:])
     config = config_from_args(argv)
     logging.basicConfig(
         level=config.log_level.upper(),

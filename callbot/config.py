@@ -51,6 +51,39 @@ class PhotoConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """Everything a public deployment sets. ``None`` switches a check off."""
+
+    #: HS256 secret; when set, every WebSocket upgrade and API request needs a token.
+    auth_secret: str | None = None
+    #: Origins allowed to open the WebSocket. Empty: the server's own origin
+    #: (and requests without an Origin header, i.e. non-browser clients).
+    allowed_origins: tuple[str, ...] = ()
+    cert: str | None = None
+    key: str | None = None
+    #: TURN with coturn's use-auth-secret: short-lived credentials per client.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: float = 3600.0
+    #: Signaling messages per second per connection, and the burst allowed.
+    rate_limit: float = 20.0
+    rate_burst: float = 40.0
+    max_connections_per_address: int = 32
+    #: Longest bot call, seconds.
+    max_call_seconds: float = 4 * 3600.0
+    #: New bot calls are refused when the data dir's file system has less free.
+    min_free_bytes: int = 500 * 1000 * 1000
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("--cert and --key go together")
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError("--turn-url needs --turn-secret")
+        if self.rate_limit <= 0 or self.rate_burst < 1 or self.max_connections_per_address < 1:
+            raise ValueError("rate limit, burst and connections per address must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -67,6 +100,7 @@ class Config:
     ice: IceConfig = field(default_factory=IceConfig)
     bot: BotConfig = field(default_factory=BotConfig)
     photos: PhotoConfig = field(default_factory=PhotoConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def __post_init__(self) -> None:
         from .signaling.protocol import is_valid_username

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..signaling.protocol import IceCandidate, ProtocolError
+from ..signaling.protocol import IceCandidate
 from ..signaling.registry import Registry
 from ..storage import create_call_directory
 from .call import BotCall
@@ -27,6 +29,11 @@ from .ice import restore_host_addresses, restrict_host_addresses
 from .manifest import mark_interrupted
 
 logger = logging.getLogger(__name__)
+
+
+def free_bytes(path: Path) -> int:
+    path.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(path).free
 
 
 class Bot:
@@ -79,6 +86,11 @@ class Bot:
             return
         if len(self.calls) >= self.config.bot.max_calls:
             self._error(caller, "too-many-calls", f"the bot is in {len(self.calls)} calls, its limit; try later")
+            return
+        floor = self.config.security.min_free_bytes
+        if floor and await asyncio.to_thread(free_bytes, self.config.data_dir) < floor:
+            logger.warning("refusing a call from %s: less than %d bytes free", caller, floor)
+            self._error(caller, "disk-full", "the server is low on disk space and cannot record; try later")
             return
         try:
             directory = await asyncio.to_thread(create_call_directory, self.config.calls_dir)

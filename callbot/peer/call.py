@@ -45,7 +45,7 @@ class BotCall:
         self.id = directory.call_id
         self._send = send
         self._on_ended = on_ended
-        self.pc = RTCPeerConnection(rtc_configuration(config.ice))
+        self.pc = RTCPeerConnection(rtc_configuration(config.ice, config.security))
         self.manifest = CallManifest(directory, caller, config.bot_name, talkback=config.bot.talkback)
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
@@ -87,6 +87,7 @@ class BotCall:
             return
         self._send({"type": "answer", "answer": {"type": "answer", "sdp": sdp}})
         self._spawn(self._connect_timeout(), "connect-timeout")
+        self._spawn(self._duration_limit(), "duration-limit")
 
     async def add_candidate(self, candidate: IceCandidate | None) -> None:
         # aiortc silently ignores candidates added before the remote
@@ -123,6 +124,10 @@ class BotCall:
             await asyncio.wait_for(self.connected.wait(), self.config.bot.connect_timeout)
         except asyncio.TimeoutError:
             await self.end("connect-timeout")
+
+    async def _duration_limit(self) -> None:
+        await asyncio.sleep(self.config.security.max_call_seconds)
+        await self.end("max-duration")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

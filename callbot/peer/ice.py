@@ -16,7 +16,8 @@ import logging
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
-from ..config import IceConfig
+from ..config import IceConfig, SecurityConfig
+from ..web.auth import turn_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +45,17 @@ def restore_host_addresses() -> None:
     aioice.ice.get_host_addresses = _original_get_host_addresses
 
 
-def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
+def rtc_configuration(ice: IceConfig, security: SecurityConfig | None = None) -> RTCConfiguration:
     """The configured ICE servers only: aiortc's default public STUN server is
-    never used (unreachable on closed networks, and it delays every call)."""
+    never used (unreachable on closed networks, and it delays every call).
+    With ``--turn-url``/``--turn-secret`` the bot mints its own short-lived
+    TURN credentials, as clients get theirs at login."""
     servers = [RTCIceServer(urls=url) for url in ice.stun_urls]
     servers += [
         RTCIceServer(urls=url, username=ice.turn_username, credential=ice.turn_credential)
         for url in ice.turn_urls
     ]
+    if security is not None and security.turn_urls and security.turn_secret:
+        user, password = turn_credentials(security.turn_secret, ttl=security.turn_ttl, user="bot")
+        servers += [RTCIceServer(urls=url, username=user, credential=password) for url in security.turn_urls]
     return RTCConfiguration(iceServers=servers)

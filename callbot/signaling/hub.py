@@ -14,7 +14,8 @@ import json
 import logging
 from typing import Any, Awaitable, Callable
 
-from .protocol import presence_delta, presence_snapshot
+from .limits import TokenBucket
+from .protocol import error_message, presence_delta, presence_snapshot
 from .registry import Registry
 from .rules import (
     Action,
@@ -53,11 +54,18 @@ class SignalingHub:
         reserved: frozenset[str] = frozenset(),
         presence_interval: float = 0.25,
         backlog: int = 256,
+        rate_limit: float = 20.0,
+        rate_burst: float = 40.0,
+        login_extra: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self.registry = registry
         self.reserved = reserved
         self.presence_interval = presence_interval
         self.backlog = backlog
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst
+        #: Extra login-reply fields for a user (their ICE servers, for example).
+        self.login_extra = login_extra or (lambda username: {})
         self._logged_in: set[ClientConnection] = set()
         self._batcher = PresenceBatcher()
         self._changed = asyncio.Event()
@@ -74,8 +82,10 @@ class SignalingHub:
                 await self._flusher
             self._flusher = None
 
-    def connect(self, send_text: SendText, close: CloseTransport, *, peer: str = "?") -> ClientConnection:
-        return ClientConnection(self, send_text, close, peer=peer)
+    def connect(
+        self, send_text: SendText, close: CloseTransport, *, peer: str = "?", allowed_username: str | None = None
+    ) -> ClientConnection:
+        return ClientConnection(self, send_text, close, peer=peer, allowed_username=allowed_username)
 
     @property
     def online_here(self) -> int:
@@ -106,11 +116,15 @@ class SignalingHub:
 class ClientConnection:
     """One client: its session, a bounded outbox, and a writer task."""
 
-    def __init__(self, hub: SignalingHub, send_text: SendText, close: CloseTransport, *, peer: str) -> None:
+    def __init__(
+        self, hub: SignalingHub, send_text: SendText, close: CloseTransport, *, peer: str,
+        allowed_username: str | None = None,
+    ) -> None:
         self.hub = hub
         self.id = next(_ids)
         self.peer = peer
-        self.session = SignalingSession(reserved=hub.reserved)
+        self.session = SignalingSession(reserved=hub.reserved, allowed_username=allowed_username)
+        self._bucket = TokenBucket(hub.rate_limit, hub.rate_burst)
         self._send_text = send_text
         self._close = close
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=hub.backlog)
@@ -153,6 +167,9 @@ class ClientConnection:
     # -- frames from the client ----------------------------------------------------
 
     async def handle_text(self, frame: str) -> None:
+        if not self._bucket.take(asyncio.get_running_loop().time()):
+            self.enqueue(json.dumps(error_message("rate-limited", "too many messages; slow down")))
+            return
         await self._run(self.session.receive_text(frame))
 
     async def close(self, code: int, reason: str) -> None:
@@ -186,7 +203,7 @@ class ClientConnection:
                         continue
                     self.hub._logged_in.add(self)
                     logger.info("conn #%d (%s): logged in as %r", self.id, self.peer, action.username)
-                    actions += self.session.claimed(await registry.users())
+                    actions += self.session.claimed(await registry.users(), self.hub.login_extra(action.username))
                 elif self.session.state is State.CLAIMING:
                     actions += self.session.claim_failed()
             elif isinstance(action, Release):

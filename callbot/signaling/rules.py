@@ -100,6 +100,8 @@ class SignalingSession:
     """One connection's signaling state machine."""
 
     reserved: frozenset[str] = frozenset()
+    #: With token auth, the one username this connection may log in as.
+    allowed_username: str | None = None
     state: State = State.CONNECTED
     username: str | None = None
     partners: set[str] = field(default_factory=set)
@@ -129,6 +131,8 @@ class SignalingSession:
     def _login(self, message: Login) -> list[Action]:
         if self.state is not State.CONNECTED:
             return [Reply(login_failed("already-logged-in", "this connection is already logged in"))]
+        if self.allowed_username is not None and message.username != self.allowed_username:
+            return [Reply(login_failed("not-authorized", "your token is for another username"))]
         if message.username in self.reserved:
             return [Reply(login_failed("username-taken", f"{message.username!r} is taken"))]
         self.state = State.CLAIMING
@@ -148,12 +152,13 @@ class SignalingSession:
 
     # -- results of actions ----------------------------------------------------
 
-    def claimed(self, users: list[str]) -> list[Action]:
+    def claimed(self, users: list[str], extra: dict[str, Any] | None = None) -> list[Action]:
+        """The claim succeeded; ``extra`` fields (e.g. ``iceServers``) join the reply."""
         if self.state is not State.CLAIMING:
             raise InvalidState("claimed", self.state)
         assert self.username is not None
         self.state = State.LOGGED_IN
-        return [Reply(login_ok(self.username, users))]
+        return [Reply({**login_ok(self.username, users), **(extra or {})})]
 
     def claim_failed(self) -> list[Action]:
         if self.state is not State.CLAIMING:

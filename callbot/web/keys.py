@@ -10,6 +10,7 @@ from aiohttp import web
 from ..config import Config
 from ..signaling.hub import SignalingHub
 from ..signaling.registry import Registry
+from .access import AddressLimiter
 
 if TYPE_CHECKING:
     from ..peer.bot import Bot
@@ -19,3 +20,4 @@ REGISTRY = web.AppKey("registry", Registry)
 HUB = web.AppKey("hub", SignalingHub)
 BOT = web.AppKey("bot", "Bot")
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
+ADDRESS_LIMITER = web.AppKey("address_limiter", AddressLimiter)

@@ -8,12 +8,26 @@ import logging
 from aiohttp import WSMsgType, web
 
 from ..signaling.hub import CLOSE_UNSUPPORTED_DATA
-from .keys import CONFIG, HUB, WEBSOCKETS
+from .access import authorize, check_origin
+from .keys import ADDRESS_LIMITER, CONFIG, HUB, WEBSOCKETS
 
 logger = logging.getLogger(__name__)
 
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    config = request.app[CONFIG]
+    check_origin(request, config)
+    claims = authorize(request, config)
+    address = request.remote or "?"
+    limiter = request.app[ADDRESS_LIMITER]
+    limiter.acquire(address)
+    try:
+        return await _serve(request, claims.username if claims else None)
+    finally:
+        limiter.release(address)
+
+
+async def _serve(request: web.Request, allowed_username: str | None) -> web.WebSocketResponse:
     config = request.app[CONFIG]
     # heartbeat: aiohttp pings every `heartbeat` seconds and closes the socket
     # when no pong comes back within half of that, so a client that vanished
@@ -29,7 +43,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     async def close(code: int, reason: str) -> None:
         await ws.close(code=code, message=reason.encode()[:120])
 
-    conn = request.app[HUB].connect(ws.send_str, close, peer=request.remote or "?")
+    conn = request.app[HUB].connect(
+        ws.send_str, close, peer=request.remote or "?", allowed_username=allowed_username
+    )
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:

@@ -1,0 +1,150 @@
+"""Access rules with real clients: tokens, origins, rate and resource limits."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from callbot.config import SecurityConfig
+from callbot.web.auth import AuthError, mint_token, turn_credentials, verify_token
+from tests.helpers import Client, running_server, test_config
+from tests.peer_client import Caller
+
+SECRET = "test-secret-0123456789"
+
+
+def secured(tmp_path, **security):
+    return test_config(tmp_path, security=SecurityConfig(**security))
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+async def upgrade_status(url: str, **kwargs) -> int:
+    async with aiohttp.ClientSession() as http:
+        try:
+            ws = await http.ws_connect(url, **kwargs)
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+        await ws.close()
+        return 101
+
+
+async def test_websocket_needs_a_valid_token(tmp_path):
+    async with running_server(secured(tmp_path, auth_secret=SECRET)) as srv:
+        assert await upgrade_status(srv.ws_url) == 401
+        expired = mint_token(SECRET, "alice", ttl=-60)
+        assert await upgrade_status(srv.ws_url + f"?token={expired}") == 401
+        forged = mint_token("another-secret", "alice")
+        assert await upgrade_status(srv.ws_url + f"?token={forged}") == 401
+        head, body, sig = mint_token(SECRET, "alice").split(".")
+        tampered = f"{head}.{b64({'sub': 'admin', 'exp': time.time() + 60, 'admin': True})}.{sig}"
+        assert await upgrade_status(srv.ws_url + f"?token={tampered}") == 401
+        none_alg = f"{b64({'alg': 'none'})}.{b64({'sub': 'alice', 'exp': time.time() + 60})}."
+        assert await upgrade_status(srv.ws_url + f"?token={none_alg}") == 401
+        async with aiohttp.ClientSession() as http:
+            async with http.get(srv.ws_url.replace("ws://", "http://")) as r:
+                assert r.status == 401 and await r.text() == '{"error":"unauthorized"}'
+
+        token = mint_token(SECRET, "alice")
+        alice = await Client.connect(srv.ws_url, headers={"Authorization": f"Bearer {token}"})
+        r = await alice.request({"type": "login", "username": "mallory"}, "login")
+        assert r["success"] is False and r["error"] == "not-authorized"
+        await alice.login("alice")
+        bob = await Client.connect(srv.ws_url + f"?token={mint_token(SECRET, 'bob')}")
+        await bob.login("bob")
+        for c in (alice, bob):
+            await c.close()
+
+
+def test_token_round_trip_and_rejections():
+    token = mint_token(SECRET, "alice", ttl=60, admin=True, now=1000)
+    claims = verify_token(SECRET, token, now=1030)
+    assert claims.username == "alice" and claims.admin
+    with pytest.raises(AuthError, match="expired"):
+        verify_token(SECRET, token, now=1100)
+    for junk in ("", "a.b", "a.b.c.d", "!!!.???.***", "x" * 10000):
+        with pytest.raises(AuthError):
+            verify_token(SECRET, junk)
+
+
+async def test_wrong_origin_is_refused(tmp_path):
+    async with running_server(test_config(tmp_path)) as srv:
+        assert await upgrade_status(srv.ws_url, origin="http://evil.example") == 403
+        assert await upgrade_status(srv.ws_url, origin=srv.url) == 101
+        assert await upgrade_status(srv.ws_url) == 101  # no Origin: not a browser
+    async with running_server(test_config(tmp_path, security=SecurityConfig(allowed_origins=("https://app.example",)))) as srv:
+        assert await upgrade_status(srv.ws_url, origin="https://app.example") == 101
+        assert await upgrade_status(srv.ws_url, origin=srv.url) == 403
+
+
+async def test_rate_limit_answers_rate_limited_and_recovers(tmp_path):
+    async with running_server(secured(tmp_path, rate_limit=5, rate_burst=5)) as srv:
+        alice = await Client.connect(srv.ws_url)
+        await alice.login("alice")  # 1 token
+        for _ in range(10):
+            await alice.send({"type": "presence"})
+        replies = [await alice.recv() for _ in range(10)]
+        codes = [r.get("code") for r in replies if r["type"] == "error"]
+        assert codes and set(codes) == {"rate-limited"}
+        assert sum(1 for r in replies if r["type"] == "presence" and "users" in r) == 4
+        # tokens come back with time: once the bucket refills, messages are served
+        async def eventually() -> None:
+            while True:
+                await asyncio.sleep(0.25)  # the thing under test is the passing of time
+                await alice.send({"type": "presence"})
+                if (await alice.recv()).get("users"):
+                    return
+        await asyncio.wait_for(eventually(), 5)
+        await alice.close()
+
+
+async def test_connections_per_address(tmp_path):
+    async with running_server(secured(tmp_path, max_connections_per_address=2)) as srv:
+        a = await Client.connect(srv.ws_url)
+        b = await Client.connect(srv.ws_url)
+        assert await upgrade_status(srv.ws_url) == 429
+        await a.close()
+        c = await Client.connect(srv.ws_url)
+        for x in (b, c):
+            await x.close()
+
+
+async def test_disk_floor_refuses_new_calls(tmp_path):
+    async with running_server(secured(tmp_path, min_free_bytes=10**18)) as srv:
+        alice = await Client.connect(srv.ws_url)
+        await alice.login("alice")
+        caller = Caller(alice)
+        await caller.pc.setLocalDescription(await caller.pc.createOffer())
+        await alice.send({"type": "offer", "otherUsername": "bot", "offer": {"type": "offer", "sdp": caller.pc.localDescription.sdp}})
+        err = await alice.recv_type("error")
+        assert err["code"] == "disk-full" and err["username"] == "bot"
+        calls = tmp_path / "data" / "calls"
+        assert not calls.exists() or not any(calls.iterdir())
+        await caller.pc.close()
+        await alice.close()
+
+
+async def test_turn_credentials_match_coturn_hmac(tmp_path):
+    config = secured(tmp_path, turn_urls=("turn:turn.example:3478",), turn_secret="coturn-secret", turn_ttl=600)
+    async with running_server(config) as srv:
+        alice = await Client.connect(srv.ws_url)
+        reply = await alice.login("alice")
+        (turn,) = reply["iceServers"]
+        assert turn["urls"] == ["turn:turn.example:3478"]
+        expiry, user = turn["username"].split(":")
+        assert user == "alice" and 0 < int(expiry) - time.time() <= 600
+        expected = base64.b64encode(hmac.new(b"coturn-secret", turn["username"].encode(), hashlib.sha1).digest()).decode()
+        assert turn["credential"] == expected
+        await alice.close()
+    username, password = turn_credentials("s", ttl=10, now=100)
+    assert username == "110"
+    assert password == base64.b64encode(hmac.new(b"s", b"110", hashlib.sha1).digest()).decode()
