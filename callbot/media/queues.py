@@ -42,8 +42,10 @@ class _DropPolicy:
     def __init__(self, name: str) -> None:
         self.name = name
         self.dropped: collections.Counter[str] = collections.Counter()
-        self._gated: set[int] = set()
-        self._taps: dict[int, EncodedFrameTap] = {}
+        # Taps whose frames are skipped until a keyframe -> whether one was
+        # requested yet (a gate set at start may be opened by a keyframe that
+        # is on its way anyway, so it asks only once a frame is skipped).
+        self._gated: dict[int, bool] = {}
         self._logged_at = -1e9
         self._logged_total = 0
 
@@ -53,15 +55,21 @@ class _DropPolicy:
         if key in self._gated:
             if not frame.keyframe:
                 self._drop(frame)
+                if not self._gated[key] and tap is not None:
+                    tap.request_keyframe()
+                    self._gated[key] = True
                 return False
-            self._gated.discard(key)
+            del self._gated[key]
         if has_room:
             return True
         self._drop(frame)
         if frame.kind == "video" and tap is not None:
-            self._gated.add(key)
             tap.request_keyframe()
+            self._gated[key] = True
         return False
+
+    def gate(self, tap: EncodedFrameTap) -> None:
+        self._gated.setdefault(id(tap), False)
 
     def _drop(self, frame: EncodedFrame) -> None:
         self.dropped[frame.kind] += 1
@@ -164,7 +172,7 @@ class AsyncFrameQueue:
 
     def gate_until_keyframe(self) -> None:
         """Drop frames until the next keyframe (e.g. at the start of a consumer)."""
-        self._policy._gated.add(id(self._tap))
+        self._policy.gate(self._tap)
 
     def on_frame(self, frame: EncodedFrame) -> None:
         if self.ended:

@@ -15,6 +15,11 @@ decoder thread holds a reference to the original queue (it gets it in
 ``receive()``; the end-of-stream ``None`` is always forwarded, so the remote
 track still ends.
 
+One more private entry point, on the sending side, serves the echo track:
+:func:`forward_keyframe_requests` wraps an ``RTCRtpSender``'s
+``_send_keyframe`` (called when the far end sends a PLI or FIR) so that the
+request reaches the original sender of frames that are relayed unchanged.
+
 The assumptions are checked at import against the pinned aiortc version and
 the receiver's byte code; a mismatch raises :class:`UnsupportedAiortcError`
 naming what is missing, instead of silently recording nothing. Set
@@ -38,6 +43,7 @@ from aiortc import rtcrtpreceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
 
 from .bitstream import frame_info
 from .errors import UnsupportedAiortcError
@@ -90,6 +96,8 @@ def _check_aiortc() -> None:
     for method in ("_send_rtcp_pli", "getSynchronizationSources"):
         if not callable(getattr(RTCRtpReceiver, method, None)):
             problems.append(f"RTCRtpReceiver.{method} is gone")
+    if "_send_keyframe" not in names(getattr(RTCRtpSender, "_handle_rtcp_packet", None)):
+        problems.append("RTCRtpSender._handle_rtcp_packet no longer calls _send_keyframe")
     probe = JitterFrame(data=b"", timestamp=0)
     if not (hasattr(probe, "data") and hasattr(probe, "timestamp")):
         problems.append("JitterFrame no longer has data and timestamp")
@@ -402,3 +410,21 @@ class EncodedFrameTap:
                 sink.on_end(self)
             except Exception:
                 logger.exception("%s tap: sink %r failed at end", self.kind, sink)
+
+
+def forward_keyframe_requests(sender: RTCRtpSender, tap: EncodedFrameTap) -> None:
+    """Pass keyframe requests that ``sender`` receives on to ``tap``'s sender.
+
+    For a sender that relays ``tap``'s encoded frames unchanged: it cannot
+    make a keyframe itself, so when its receiver loses a picture (RTCP PLI or
+    FIR, RFC 4585 section 6.3.1, RFC 5104 section 4.3.1) the request has to go
+    to whoever encodes the frames.
+    """
+    original = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        tap.request_keyframe()
+
+    # An instance attribute shadows the method: aiortc calls self._send_keyframe().
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]

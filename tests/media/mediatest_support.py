@@ -243,8 +243,8 @@ async def open_call(
     audio: bool = True,
     size: tuple[int, int] | Callable[[int], tuple[int, int]] = (480, 360),
     on_track: Callable[[MediaStreamTrack, RTCRtpReceiver], None] | None = None,
-    bot_tracks: list[MediaStreamTrack] | None = None,
-    caller_on_track: Callable[[MediaStreamTrack], None] | None = None,
+    before_answer: Callable[[RTCPeerConnection], None] | None = None,
+    caller_on_track: Callable[[MediaStreamTrack, RTCRtpReceiver], None] | None = None,
 ) -> LoopbackCall:
     """Connect a caller to a bot; the caller's media starts when the bot can receive."""
     start = asyncio.Event()
@@ -260,7 +260,11 @@ async def open_call(
     call = LoopbackCall(caller, bot, vtrack, atrack, start)
 
     if caller_on_track is not None:
-        caller.on("track", caller_on_track)
+
+        @caller.on("track")
+        def _on_caller_track(track: MediaStreamTrack) -> None:
+            receiver = next(t.receiver for t in caller.getTransceivers() if t.receiver.track is track)
+            caller_on_track(track, receiver)
 
     @bot.on("track")
     def _on_track(track: MediaStreamTrack) -> None:
@@ -271,8 +275,9 @@ async def open_call(
 
     await caller.setLocalDescription(await caller.createOffer())
     await bot.setRemoteDescription(caller.localDescription)
-    for track in bot_tracks or []:
-        bot.addTrack(track)
+    if before_answer is not None:
+        # Where a bot adds its outgoing tracks: after the offer's track events.
+        before_answer(bot)
     await bot.setLocalDescription(await bot.createAnswer())
     await caller.setRemoteDescription(bot.localDescription)
     await watch.wait(bot)

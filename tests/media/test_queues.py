@@ -127,4 +127,5 @@ async def test_async_queue_gates_at_start_and_ends_with_none():
     q.on_end(tap)
     got = [await asyncio.wait_for(q.get(), 1) for _ in range(3)]
     assert [f.index for f in got[:2]] == [1, 2] and got[2] is None
-    assert q.dropped["video"] == 2 and tap.keyframe_requests == 1
+    # One request for the frame skipped at the start, one for the overflow.
+    assert q.dropped["video"] == 2 and tap.keyframe_requests == 2
