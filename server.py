@@ -29,7 +29,8 @@ from callbot.web.access import AddressLimiter
 from callbot.web.auth import mint_token, turn_credentials
 from callbot.signaling.hub import CLOSE_GOING_AWAY, SignalingHub
 from callbot.signaling.registry import InMemoryRegistry
-from callbot.web.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, WEBSOCKETS
+from callbot.web.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, WEBSOCKETS
+from callbot.web.photos_api import SharedPhotos, upload_photo
 from callbot.web.ws import websocket_handler
 
 logger = logging.getLogger("callbot.server")
@@ -243,6 +244,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", websocket_handler)
+    app[SHARED_PHOTOS] = SharedPhotos()
+    app.router.add_post("/api/photos", upload_photo)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app
 

@@ -22,7 +22,7 @@ def test_config(tmp_path, **overrides: Any) -> Config:
     base = Config(
         port=0,
         data_dir=tmp_path / "data",
-        heartbeat=2.0,
+        heartbeat=5.0,
         presence_interval=0.05,
         ice=IceConfig(addresses=("127.0.0.1",)),
     )

@@ -23,6 +23,7 @@ from ..storage import CallDirectory
 from .ice import rtc_configuration
 from .manifest import CallManifest
 from .sdp import CandidateError, add_bitrate_hints, parse_candidate
+from ..media.photos import PHOTOS_LABEL, PhotoChannel, PhotoLimits, PhotoStore, attach_photo_channel
 from . import talkback
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,8 @@ class CallMedia:
         self._receivers: dict[str, Any] = {}
         self._drains: list[asyncio.Task[None]] = []
         self._talkback = talkback.TalkbackSenders(call.config.bot.talkback)
+        self._photo_store: PhotoStore | None = None
+        self._photo_channels: list[PhotoChannel] = []
 
     def on_track(self, track: MediaStreamTrack) -> None:
         call = self.call
@@ -215,6 +218,20 @@ class CallMedia:
     def on_datachannel(self, channel: Any) -> None:
         call = self.call
         call.log.info("call %s: data channel %r", call.id, channel.label)
+        if channel.label != PHOTOS_LABEL:
+            return
+        if self._photo_store is None:
+            photos = call.config.photos
+            self._photo_store = PhotoStore(
+                call.directory,
+                limits=PhotoLimits(max_bytes=photos.max_bytes, max_photos=photos.max_per_call),
+                on_saved=self._photo_saved,
+            )
+        self._photo_channels.append(attach_photo_channel(channel, self._photo_store))
+
+    def _photo_saved(self, entry: dict[str, Any]) -> None:
+        self.call.manifest.photos.append(entry)
+        self.call.manifest.write()
 
     def on_connected(self) -> None:
         call = self.call
@@ -222,6 +239,8 @@ class CallMedia:
 
     async def stop(self, reason: str) -> None:
         await self._talkback.stop()
+        for channel in self._photo_channels:
+            await channel.aclose()
         for task in self._drains:
             task.cancel()
         for task in self._drains:

@@ -36,6 +36,8 @@ class CallManifest:
     end_reason: str | None = None
     status: str = "in-progress"
     talkback: str = "none"
+    #: "bot" for calls to the bot; "peer-to-peer" for photos shared between users.
+    kind: str = "bot"
     tracks: list[dict[str, Any]] = field(default_factory=list)
     photos: list[dict[str, Any]] = field(default_factory=list)
     recording: dict[str, Any] = field(default_factory=dict)
@@ -46,8 +48,10 @@ class CallManifest:
         return {
             "version": 1,
             "call_id": self.directory.call_id,
+            "kind": self.kind,
             "caller": self.caller,
-            "bot": self.bot,
+            "callee": self.bot,
+            "bot": self.bot if self.kind == "bot" else None,
             "status": self.status,
             "started_at": _iso(self.started_at),
             "connected_at": _iso(self.connected_at),

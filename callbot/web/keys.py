@@ -14,6 +14,7 @@ from .access import AddressLimiter
 
 if TYPE_CHECKING:
     from ..peer.bot import Bot
+    from .photos_api import SharedPhotos
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", Registry)
@@ -21,3 +22,4 @@ HUB = web.AppKey("hub", SignalingHub)
 BOT = web.AppKey("bot", "Bot")
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
 ADDRESS_LIMITER = web.AppKey("address_limiter", AddressLimiter)
+SHARED_PHOTOS = web.AppKey("shared_photos", "SharedPhotos")
