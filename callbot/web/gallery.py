@@ -73,7 +73,8 @@ def summarize(call_dir: Path) -> dict[str, Any] | None:
         meta = json.loads((call_dir / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or not meta.get("bot"):
+    # Photo copies from person-to-person calls live beside bot calls.
+    if not isinstance(meta, dict) or not meta.get("bot") or meta.get("kind", "bot") != "bot":
         return None
     call_id = call_dir.name
     files = [n for n in _list_files(call_dir) if n != MANIFEST_NAME]
@@ -167,7 +168,7 @@ async def call_file(request: web.Request) -> web.FileResponse:
     # Only names that listing the directory yields are served: no "..", no
     # dotfiles (temporary files of atomic writes), no symlinks out.
     files = await asyncio.to_thread(_list_files, directory)
-    if name not in files:
+    if name not in files or name == MANIFEST_NAME:  # the manifest is served as a summary
         raise web.HTTPNotFound(text="no such file")
     suffix = _suffix(name)
     content_type = VIDEO_TYPES.get(suffix) or IMAGE_TYPES.get(suffix) or AUDIO_TYPES.get(suffix)

@@ -53,37 +53,39 @@ export async function fetchCalls() {
 /**
  * Keeps a server copy of a photo sent in a call between two people.
  *
- * POST /api/photos, multipart/form-data: `photo` (the file, with its name),
- * `id`, `sha256`, `mime`, `from`, `to`. The reply is JSON; on success it
- * carries the size and sha256 the server stored.
- * TODO(photos engineer): align with the route in callbot/media when it lands;
- * this is the only function that knows the request format.
+ * The format of callbot/media/photos_http.py: the raw image as the body, its
+ * type as Content-Type, `name`, `id` and `sha256` in the query; `user` (the
+ * sender) and `peer` name the call's two people so the server files the copy
+ * with them (callbot/web/photos_api.py). The reply is the data channel's JSON: photo-saved (200) or
+ * photo-error (4xx/5xx).
  *
  * @param {{id: string, name: string, mime: string, sha256: string, blob: Blob, from: string, to: string}} photo
  * @returns {Promise<{size?: number, sha256?: string}>}
  */
 export async function uploadPhotoCopy(photo) {
-  const form = new FormData();
-  form.append('photo', photo.blob, photo.name);
-  form.append('id', photo.id);
-  form.append('sha256', photo.sha256);
-  form.append('mime', photo.mime);
-  form.append('from', photo.from);
-  form.append('to', photo.to);
+  const query = new URLSearchParams({
+    name: photo.name, id: photo.id, sha256: photo.sha256, user: photo.from, peer: photo.to,
+  });
   let response;
   try {
-    response = await fetch('/api/photos', { method: 'POST', body: form });
+    response = await fetch(`/api/photos?${query}`, {
+      method: 'POST',
+      headers: { 'Content-Type': photo.mime },
+      body: photo.blob,
+    });
   } catch (err) {
     throw new AppError('server-unreachable', String(err));
   }
+  if (response.status === 404 || response.status === 405) throw new AppError('upload-unavailable');
   let body = {};
   try {
     body = await response.json();
   } catch {
-    // Not JSON: fall through to the status.
+    // Not JSON: the status says enough.
   }
-  if (response.status === 404 || response.status === 405) throw new AppError('upload-unavailable');
-  if (!response.ok) throw new AppError(String(body.error || body.code || 'storage-failed'), body.message);
+  if (!response.ok || body.type === 'photo-error') {
+    throw new AppError(String(body.error || 'storage-failed'), body.message);
+  }
   if (body.sha256 && body.sha256 !== photo.sha256) throw new AppError('hash-mismatch');
   return body;
 }

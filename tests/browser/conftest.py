@@ -178,3 +178,19 @@ async def wait_video_playing(page, selector: str, frames: int = 15) -> None:
              return v.getVideoPlaybackQuality().totalVideoFrames > n && !v.paused; }""",
         arg=[selector, start + frames], timeout=SLOW,
     )
+
+
+async def eventually(check, timeout: float = SLOW / 1000, interval: float = 0.05):
+    """Returns check()'s first truthy result, retrying until `timeout` seconds;
+    for conditions on disk that no page event announces."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        await asyncio.sleep(interval)
