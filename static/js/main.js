@@ -254,6 +254,7 @@ export function createApp(doc, { wsUrl = signalingUrl() } = {}) {
   function beginCall(peer, role, stream) {
     localStream = stream;
     ui.localVideo.srcObject = stream;
+    ui.localVideo.hidden = false;
     playQuietly(ui.localVideo);
     ui.placeholder.hidden = true;
     ui.hangupButton.hidden = false;
@@ -352,6 +353,7 @@ export function createApp(doc, { wsUrl = signalingUrl() } = {}) {
     for (const track of localStream?.getTracks() || []) track.stop();
     localStream = null;
     ui.localVideo.srcObject = null;
+    ui.localVideo.hidden = true;
     ui.remoteVideo.srcObject = null;
     ui.placeholder.hidden = false;
     ui.hangupButton.hidden = true;
