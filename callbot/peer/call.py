@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription, sdp
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from ..config import Config
 from ..signaling.protocol import IceCandidate
@@ -23,6 +23,7 @@ from ..storage import CallDirectory
 from .ice import rtc_configuration
 from .manifest import CallManifest
 from .sdp import CandidateError, add_bitrate_hints, parse_candidate
+from ..media.tap import EncodedFrameTap
 from ..media.photos import PHOTOS_LABEL, PhotoChannel, PhotoLimits, PhotoStore, attach_photo_channel
 from . import talkback
 
@@ -190,8 +191,7 @@ class CallMedia:
     def __init__(self, call: BotCall) -> None:
         self.call = call
         self._incoming: dict[str, MediaStreamTrack] = {}
-        self._receivers: dict[str, Any] = {}
-        self._drains: list[asyncio.Task[None]] = []
+        self._taps: dict[str, EncodedFrameTap] = {}
         self._talkback = talkback.TalkbackSenders(call.config.bot.talkback)
         self._photo_store: PhotoStore | None = None
         self._photo_channels: list[PhotoChannel] = []
@@ -204,13 +204,12 @@ class CallMedia:
             (t.receiver for t in call.pc.getTransceivers() if t.receiver.track is track), None
         )
         self._incoming[track.kind] = track
-        self._receivers[track.kind] = receiver
         call.log.info("call %s: incoming %s track", call.id, track.kind)
-        consumed = self._talkback.on_incoming(track)
-        if not consumed:
-            # Nobody reads the decoded track: drain it so aiortc's per-track
-            # queue cannot grow without bound.
-            self._drains.append(asyncio.ensure_future(_drain(track)))
+        # Encoded frames are tapped before aiortc's decoder; the decoder only
+        # runs when something reads decoded frames (overlay talk-back).
+        tap = EncodedFrameTap.attach(receiver, track, decode=self._talkback.needs_decoded(track.kind))
+        self._taps[track.kind] = tap
+        self._talkback.on_incoming(track, tap)
 
     def add_talkback_tracks(self) -> None:
         self._talkback.attach(self.call.pc)
@@ -241,11 +240,7 @@ class CallMedia:
         await self._talkback.stop()
         for channel in self._photo_channels:
             await channel.aclose()
-        for task in self._drains:
-            task.cancel()
-        for task in self._drains:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.call.manifest.recording.setdefault("talkback", self._talkback.stats())
 
 
 def negotiated_tracks(answer_sdp: str, incoming: dict[str, MediaStreamTrack]) -> list[dict[str, Any]]:
@@ -264,9 +259,3 @@ def negotiated_tracks(answer_sdp: str, incoming: dict[str, MediaStreamTrack]) ->
             "received": media.kind in incoming,
         })
     return out
-
-
-async def _drain(track: MediaStreamTrack) -> None:
-    with contextlib.suppress(MediaStreamError):
-        while True:
-            await track.recv()

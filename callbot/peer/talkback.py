@@ -2,7 +2,7 @@
 
 - ``none``: nothing; the answer is recvonly.
 - ``echo``: the caller's own encoded audio and video sent straight back,
-  never decoded or re-encoded.
+  never decoded or re-encoded (``callbot.media.echo``).
 - ``overlay``: decoded video annotated with OpenCV (elapsed time and a
   recording mark) and re-encoded by aiortc; the drawing runs in a worker
   thread, off the event loop. Audio is echoed as in ``echo``.
@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fractions
 import logging
 import time
 from typing import Any
@@ -20,7 +18,10 @@ from typing import Any
 import cv2
 from av import VideoFrame
 from aiortc import RTCPeerConnection
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
+
+from ..media.echo import EncodedEchoTrack
+from ..media.tap import EncodedFrameTap
 
 logger = logging.getLogger(__name__)
 
@@ -56,41 +57,37 @@ class OverlayVideoTrack(MediaStreamTrack):
         return await loop.run_in_executor(None, annotate, frame, time.monotonic() - self._started)
 
 
-class RelayTrack(MediaStreamTrack):
-    """Frames of ``source`` passed on as they are."""
-
-    def __init__(self, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.kind = source.kind
-        self._source = source
-
-    async def recv(self) -> Any:
-        return await self._source.recv()
-
-
 class TalkbackSenders:
     """Builds the outgoing tracks for one call from its incoming ones."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
-        self._sources: dict[str, MediaStreamTrack] = {}
+        self._sources: dict[str, tuple[MediaStreamTrack, EncodedFrameTap]] = {}
         self._outgoing: list[MediaStreamTrack] = []
 
-    def on_incoming(self, track: MediaStreamTrack) -> bool:
-        """Remember an incoming track; True when talk-back will read it."""
-        if self.mode == "none":
-            return False
-        self._sources[track.kind] = track
-        return True
+    def needs_decoded(self, kind: str) -> bool:
+        """Whether talk-back reads decoded frames of ``kind`` (only overlay video)."""
+        return self.mode == "overlay" and kind == "video"
+
+    def on_incoming(self, track: MediaStreamTrack, tap: EncodedFrameTap) -> None:
+        if self.mode != "none":
+            self._sources[track.kind] = (track, tap)
 
     def attach(self, pc: RTCPeerConnection) -> None:
-        for kind, source in self._sources.items():
-            if self.mode == "overlay" and kind == "video":
-                track: MediaStreamTrack = OverlayVideoTrack(source)
+        for kind, (source, tap) in self._sources.items():
+            if self.needs_decoded(kind):
+                pc.addTrack(track := OverlayVideoTrack(source))
             else:
-                track = RelayTrack(source)
-            pc.addTrack(track)
+                echo = EncodedEchoTrack(tap)
+                echo.bind_sender(pc.addTrack(echo))
+                track = echo
             self._outgoing.append(track)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            t.kind: {"frames": t.frames, "dropped": t.dropped}
+            for t in self._outgoing if isinstance(t, EncodedEchoTrack)
+        }
 
     async def stop(self) -> None:
         for track in self._outgoing:
