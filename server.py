@@ -26,7 +26,9 @@ from aiohttp import web
 
 from callbot.config import TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig, SecurityConfig
 from callbot.web.access import AddressLimiter
-from callbot.web.auth import mint_token, turn_credentials
+from callbot.web.access import client_ice_servers
+from callbot.web.auth import mint_token
+from callbot.web.gallery import add_gallery_routes
 from callbot.signaling.hub import CLOSE_GOING_AWAY, SignalingHub
 from callbot.signaling.registry import InMemoryRegistry
 from callbot.web.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, WEBSOCKETS
@@ -174,17 +176,6 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
 # -- The application ---------------------------------------------------------------
 
 
-def client_ice_servers(config: Config, username: str) -> list[dict[str, Any]]:
-    """The ICE servers a logged-in client should use, with fresh short-lived
-    TURN credentials when a TURN secret is configured."""
-    servers: list[dict[str, Any]] = [{"urls": url} for url in config.ice.stun_urls]
-    sec = config.security
-    if sec.turn_urls and sec.turn_secret:
-        user, password = turn_credentials(sec.turn_secret, ttl=sec.turn_ttl, user=username)
-        servers.append({"urls": list(sec.turn_urls), "username": user, "credential": password})
-    return servers
-
-
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     return web.json_response({"status": "ok", "online_here": hub.online_here})
@@ -246,6 +237,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws", websocket_handler)
     app[SHARED_PHOTOS] = SharedPhotos()
     app.router.add_post("/api/photos", upload_photo)
+    add_gallery_routes(app)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app
 

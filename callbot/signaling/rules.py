@@ -25,7 +25,6 @@ from typing import Any, Union
 
 from .protocol import (
     Answer,
-    Candidate,
     ClientMessage,
     Close,
     Login,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ..config import Config
-from .auth import AuthError, TokenClaims, verify_token
+from .auth import AuthError, TokenClaims, turn_credentials, verify_token
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +80,24 @@ class AddressLimiter:
         self._open[address] -= 1
         if self._open[address] <= 0:
             del self._open[address]
+
+
+def client_ice_servers(config: Config, username: str | None) -> list[dict[str, Any]]:
+    """The ICE servers a client should use: the configured STUN and TURN
+    servers, and fresh short-lived TURN credentials when a TURN secret is set
+    (coturn ``use-auth-secret``)."""
+    ice, sec = config.ice, config.security
+    servers: list[dict[str, Any]] = []
+    if ice.stun_urls:
+        servers.append({"urls": list(ice.stun_urls)})
+    if ice.turn_urls:
+        turn: dict[str, Any] = {"urls": list(ice.turn_urls)}
+        if ice.turn_username is not None:
+            turn["username"] = ice.turn_username
+        if ice.turn_credential is not None:
+            turn["credential"] = ice.turn_credential
+        servers.append(turn)
+    if sec.turn_urls and sec.turn_secret:
+        user, password = turn_credentials(sec.turn_secret, ttl=sec.turn_ttl, user=username)
+        servers.append({"urls": list(sec.turn_urls), "username": user, "credential": password})
+    return servers

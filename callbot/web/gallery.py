@@ -27,6 +27,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..storage import MANIFEST_NAME, is_valid_call_id
+from .access import authorize, client_ice_servers
+from .auth import TokenClaims
 from .keys import CONFIG
 
 logger = logging.getLogger(__name__)
@@ -140,30 +142,49 @@ def list_calls(calls_root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _call_dir(request: web.Request) -> Path:
+def _may_read(claims: TokenClaims | None, caller: Any) -> bool:
+    """With auth on, a call is readable by its caller and by admins only."""
+    return claims is None or claims.admin or caller == claims.username
+
+
+def _caller_of(path: Path) -> Any:
+    try:
+        meta = json.loads((path / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("caller") if isinstance(meta, dict) else None
+
+
+async def _call_dir(request: web.Request) -> Path:
+    claims = authorize(request, request.app[CONFIG])
     call_id = request.match_info["call_id"]
     if not is_valid_call_id(call_id):
         raise web.HTTPNotFound(text="no such call")
     path = request.app[CONFIG].calls_dir / call_id
     if not path.is_dir():
         raise web.HTTPNotFound(text="no such call")
+    if not _may_read(claims, await asyncio.to_thread(_caller_of, path)):
+        # 404, not 403: whether another user's call exists is not told either.
+        raise web.HTTPNotFound(text="no such call")
     return path
 
 
 async def calls_index(request: web.Request) -> web.Response:
+    claims = authorize(request, request.app[CONFIG])
     calls = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir)
+    calls = [c for c in calls if _may_read(claims, c.get("caller"))]
     return web.json_response({"calls": calls}, headers={"Cache-Control": "no-store"})
 
 
 async def call_detail(request: web.Request) -> web.Response:
-    summary = await asyncio.to_thread(summarize, _call_dir(request))
+    summary = await asyncio.to_thread(summarize, await _call_dir(request))
     if summary is None:
         raise web.HTTPNotFound(text="no such call")
     return web.json_response(summary, headers={"Cache-Control": "no-store"})
 
 
 async def call_file(request: web.Request) -> web.FileResponse:
-    directory = _call_dir(request)
+    directory = await _call_dir(request)
     name = request.match_info["name"]
     # Only names that listing the directory yields are served: no "..", no
     # dotfiles (temporary files of atomic writes), no symlinks out.
@@ -182,18 +203,11 @@ async def call_file(request: web.Request) -> web.FileResponse:
 
 
 async def rtc_config(request: web.Request) -> web.Response:
-    """The STUN/TURN servers the browser should use, from the server's flags."""
-    ice = request.app[CONFIG].ice
-    servers: list[dict[str, Any]] = []
-    if ice.stun_urls:
-        servers.append({"urls": list(ice.stun_urls)})
-    if ice.turn_urls:
-        turn: dict[str, Any] = {"urls": list(ice.turn_urls)}
-        if ice.turn_username is not None:
-            turn["username"] = ice.turn_username
-        if ice.turn_credential is not None:
-            turn["credential"] = ice.turn_credential
-        servers.append(turn)
+    """The STUN/TURN servers the browser should use, from the server's flags
+    (with fresh short-lived TURN credentials under ``--turn-secret``)."""
+    config = request.app[CONFIG]
+    claims = authorize(request, config)
+    servers = client_ice_servers(config, claims.username if claims else None)
     return web.json_response({"iceServers": servers}, headers={"Cache-Control": "no-store"})
 
 

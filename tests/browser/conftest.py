@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import os
 import socket
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
-from aiohttp import web
 
-from callbot.config import BotConfig, Config
-from callbot.web.gallery import add_gallery_routes
-from server import create_app
-from tests.helpers import RunningServer, test_config
+from callbot.config import BotConfig
+from tests.helpers import RunningServer, running_server, test_config
 
 CHROMIUM = os.environ.get("CALLBOT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
@@ -72,21 +68,7 @@ def _require_loopback_only_namespace() -> None:
         )
 
 
-@asynccontextmanager
-async def page_server(config: Config) -> AsyncIterator[RunningServer]:
-    """Like tests.helpers.running_server, plus the gallery routes when
-    server.py does not wire them yet."""
-    app = create_app(config)
-    if not any(getattr(r, "canonical", None) == "/api/calls" for r in app.router.resources()):
-        add_gallery_routes(app)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield RunningServer(app, runner, runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+page_server = running_server  # server.py wires every route the page uses
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import json
 import os
 import threading
 
-import aiohttp
-import numpy as np
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 

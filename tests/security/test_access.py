@@ -14,6 +14,7 @@ import pytest
 
 from callbot.config import SecurityConfig
 from callbot.web.auth import AuthError, mint_token, turn_credentials, verify_token
+from callbot.web.keys import BOT
 from tests.helpers import Client, running_server, test_config
 from tests.peer_client import Caller
 
@@ -148,3 +149,35 @@ async def test_turn_credentials_match_coturn_hmac(tmp_path):
     username, password = turn_credentials("s", ttl=10, now=100)
     assert username == "110"
     assert password == base64.b64encode(hmac.new(b"s", b"110", hashlib.sha1).digest()).decode()
+
+
+async def test_another_users_call_is_refused(tmp_path):
+    """Recordings, frames and photos are served to the caller and admins only."""
+    config = secured(tmp_path, auth_secret=SECRET)
+    async with running_server(config) as srv:
+        alice = await Client.connect(srv.ws_url + f"?token={mint_token(SECRET, 'alice')}")
+        await alice.login("alice")
+        caller = Caller(alice)
+        await caller.call()
+        call = srv.app[BOT].calls["alice"]
+        call_id = call.id
+        await caller.hangup()
+        await asyncio.wait_for(call.ended.wait(), 10)
+        (tmp_path / "data" / "calls" / call_id / "probe.jpg").write_bytes(b"\xff\xd8\xff")
+        async with aiohttp.ClientSession() as http:
+            async def get(path: str, user: str | None, admin: bool = False) -> tuple[int, bytes]:
+                headers = {"Authorization": f"Bearer {mint_token(SECRET, user, admin=admin)}"} if user else {}
+                async with http.get(srv.url + path, headers=headers) as r:
+                    return r.status, await r.read()
+
+            assert (await get("/api/calls", None))[0] == 401
+            status, body = await get("/api/calls", "mallory")
+            assert status == 200 and json.loads(body)["calls"] == []
+            assert (await get(f"/api/calls/{call_id}", "mallory"))[0] == 404
+            assert (await get(f"/api/calls/{call_id}/files/probe.jpg", "mallory"))[0] == 404
+            status, body = await get("/api/calls", "alice")
+            assert [c["id"] for c in json.loads(body)["calls"]] == [call_id]
+            assert await get(f"/api/calls/{call_id}/files/probe.jpg", "alice") == (200, b"\xff\xd8\xff")
+            assert (await get(f"/api/calls/{call_id}/files/probe.jpg", "root", admin=True))[0] == 200
+        await caller.pc.close()
+        await alice.close()

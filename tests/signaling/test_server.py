@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
 
 from tests.helpers import Client, running_server, test_config
 
