@@ -289,3 +289,82 @@ async def open_call(
 
 async def wait_senders_done(call: LoopbackCall, seconds: float) -> None:
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in call.senders_done)), seconds)
+
+
+class CountFrames:
+    """A tap sink that lets a test await a number of frames."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._targets: list[tuple[int, asyncio.Event]] = []
+
+    def on_frame(self, frame) -> None:
+        self.count += 1
+        for target, event in self._targets:
+            if self.count >= target:
+                event.set()
+
+    def on_end(self, tap) -> None:
+        pass
+
+    async def wait_for(self, count: int, timeout: float) -> None:
+        if self.count >= count:
+            return
+        event = asyncio.Event()
+        self._targets.append((count, event))
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+@dataclass
+class RecordingReport:
+    """What PyAV finds in a recording."""
+
+    codecs: dict[str, str]
+    duration: float | None  # container duration, None if the file was cut short
+    video_packets: int
+    audio_packets: int
+    first_video_keyframe: bool
+    video_end: float  # pts of the last video packet, seconds
+    audio_end: float
+    indices: list[int]  # frame numbers read from the decoded pictures
+    sizes: set[tuple[int, int]]
+    offsets: list[float]  # pts - frame number / FPS, per decoded frame
+
+
+def inspect_recording(path, *, decode: bool = True) -> RecordingReport:
+    with av.open(str(path)) as container:
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+        duration = container.duration / 1_000_000 if container.duration else None
+        counts = {"video": 0, "audio": 0}
+        ends = {"video": 0.0, "audio": 0.0}
+        first_key = None
+        for packet in container.demux():
+            if packet.size == 0 or packet.pts is None:
+                continue
+            kind = packet.stream.type
+            counts[kind] += 1
+            ends[kind] = max(ends[kind], float(packet.pts * packet.time_base))
+            if kind == "video" and first_key is None:
+                first_key = packet.is_keyframe
+    indices: list[int] = []
+    sizes: set[tuple[int, int]] = set()
+    offsets: list[float] = []
+    if decode and "video" in codecs:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                index, _ = read_pattern(frame.to_ndarray(format="bgr24"))
+                indices.append(index)
+                sizes.add((frame.width, frame.height))
+                offsets.append(float(frame.pts * frame.time_base) - index / FPS)
+    return RecordingReport(
+        codecs=codecs,
+        duration=duration,
+        video_packets=counts["video"],
+        audio_packets=counts["audio"],
+        first_video_keyframe=bool(first_key),
+        video_end=ends["video"],
+        audio_end=ends["audio"],
+        indices=indices,
+        sizes=sizes,
+        offsets=offsets,
+    )

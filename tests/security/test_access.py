@@ -176,7 +176,7 @@ async def test_another_users_call_is_refused(tmp_path):
             assert (await get(f"/api/calls/{call_id}", "mallory"))[0] == 404
             assert (await get(f"/api/calls/{call_id}/files/probe.jpg", "mallory"))[0] == 404
             status, body = await get("/api/calls", "alice")
-            assert [c["id"] for c in json.loads(body)["calls"]] == [call_id]
+            assert [c["call_id"] for c in json.loads(body)["calls"]] == [call_id]
             assert await get(f"/api/calls/{call_id}/files/probe.jpg", "alice") == (200, b"\xff\xd8\xff")
             assert (await get(f"/api/calls/{call_id}/files/probe.jpg", "root", admin=True))[0] == 200
         await caller.pc.close()
