@@ -239,3 +239,24 @@ async def test_cancel_while_writing_finishes_the_write_and_records_it(call_dir, 
     assert call_dir.file("photo-0001.jpg").read_bytes() == jpeg_10k
     assert [e["file"] for e in seen] == ["photo-0001.jpg"]
     assert (store.quota.saved, store.quota.reserved) == (1, 0)
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    # APP1 "Exif" with a big-endian TIFF header and one IFD entry:
+    # tag 0x0112 (Orientation), type SHORT, count 1.
+    tiff = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+    tiff += struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_rotated_jpeg_is_checked_as_stored(jpeg_10k) -> None:
+    import cv2
+    import numpy as np
+
+    rotated = _with_exif_orientation(jpeg_10k, 6)  # "rotate 90 degrees to display"
+    shown = cv2.imdecode(np.frombuffer(rotated, np.uint8), cv2.IMREAD_COLOR)
+    stored = cv2.imdecode(np.frombuffer(jpeg_10k, np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape[:2] == stored.shape[1::-1]  # the tag took effect
+    info = verify_image(rotated, "image/jpeg", LIMITS)
+    assert (info.width, info.height) == (stored.shape[1], stored.shape[0])
