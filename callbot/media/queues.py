@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Drops are logged at the first one and then at most this often.
 _LOG_INTERVAL = 5.0
+# Seconds to wait for a requested keyframe before asking again.
+_REQUEST_AGAIN = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,10 @@ class _DropPolicy:
     def __init__(self, name: str) -> None:
         self.name = name
         self.dropped: collections.Counter[str] = collections.Counter()
-        # Taps whose frames are skipped until a keyframe -> whether one was
-        # requested yet (a gate set at start may be opened by a keyframe that
-        # is on its way anyway, so it asks only once a frame is skipped).
-        self._gated: dict[int, bool] = {}
+        # Taps whose frames are skipped until a keyframe -> when a keyframe
+        # was last requested for them (None: not yet; a gate set at start may
+        # be opened by a keyframe that is on its way anyway).
+        self._gated: dict[int, float | None] = {}
         self._logged_at = -1e9
         self._logged_total = 0
 
@@ -55,9 +57,12 @@ class _DropPolicy:
         if key in self._gated:
             if not frame.keyframe:
                 self._drop(frame)
-                if not self._gated[key] and tap is not None:
+                asked = self._gated[key]
+                # Ask again if the keyframe we asked for has not come (lost,
+                # or itself dropped because the queue was still full).
+                if tap is not None and (asked is None or time.monotonic() - asked >= _REQUEST_AGAIN):
                     tap.request_keyframe()
-                    self._gated[key] = True
+                    self._gated[key] = time.monotonic()
                 return False
             del self._gated[key]
         if has_room:
@@ -65,11 +70,11 @@ class _DropPolicy:
         self._drop(frame)
         if frame.kind == "video" and tap is not None:
             tap.request_keyframe()
-            self._gated[key] = True
+            self._gated[key] = time.monotonic()
         return False
 
     def gate(self, tap: EncodedFrameTap) -> None:
-        self._gated.setdefault(id(tap), False)
+        self._gated.setdefault(id(tap), None)
 
     def _drop(self, frame: EncodedFrame) -> None:
         self.dropped[frame.kind] += 1

@@ -385,6 +385,9 @@ class EncodedFrameTap:
         if self._decoder_gated:
             if not frame.keyframe:
                 self.decoder_dropped += 1
+                if time.monotonic() - self._last_request >= 1.0:
+                    # The keyframe asked for has not come: ask again.
+                    self.request_keyframe()
                 return
             self._decoder_gated = False
         if self._inner.qsize() >= self._decoder_queue_limit:

@@ -1,0 +1,249 @@
+"""One picture every N seconds, decoding as little as possible.
+
+Measured on this machine (``bench/record_sampling.py``), decoding every
+720p VP8 frame to keep one a second costs far more CPU than asking for a
+keyframe when a picture is due and decoding that keyframe alone. So, per due
+picture:
+
+1. At the due time, ask the caller for a keyframe (RTCP PLI). A browser
+   answers within a round trip or two; the keyframe is decoded alone.
+2. If none comes within ``keyframe_wait`` seconds (a sender that ignores
+   PLI, e.g. one relaying a file), decode from the last keyframe instead:
+   the frames since it are kept, still encoded, and the decoder resumes
+   where it stopped, so each frame is decoded at most once however long the
+   group of pictures is. Memory is bounded: beyond ``max_pending`` frames the
+   oldest are decoded early to release them.
+
+Everything runs in the sampler's own thread: a decode burst in the fallback
+never delays the file writer, and never the event loop. Pictures are written
+as JPEG (OpenCV) atomically, so a picture on disk is always whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import cv2
+
+from ..storage import CallDirectory, atomic_write_bytes
+from .tap import EncodedFrame
+
+logger = logging.getLogger(__name__)
+
+_DECODERS = {"VP8": "libvpx", "H264": "h264"}
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFrame:
+    name: str
+    t: float  # seconds on the recording's timeline
+    width: int
+    height: int
+    size: int
+    sha256: str
+    source: str  # "keyframe" (decoded alone) or "resumed" (decoded from the last keyframe)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "frame",
+            "size": self.size,
+            "sha256": self.sha256,
+            "t": round(self.t, 3),
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+class FrameSampler:
+    """Saves ``frame-NNNNNN.jpg`` every ``interval`` seconds of the video track.
+
+    Fed by the recorder's worker with ``(frame, t)``; :meth:`offer` never
+    blocks: when the sampler is behind, the frame is dropped and counted,
+    and the sampler waits for the next keyframe.
+    """
+
+    def __init__(
+        self,
+        call_dir: CallDirectory,
+        interval: float,
+        request_keyframe: Callable[[], None],
+        *,
+        jpeg_quality: int = 85,
+        keyframe_wait: float = 0.5,
+        max_pending: int = 150,
+        queue_size: int = 60,
+        name: str = "sampler",
+    ) -> None:
+        self.call_dir = call_dir
+        self.interval = interval
+        self.keyframe_wait = keyframe_wait
+        self.max_pending = max_pending
+        self._request_keyframe = request_keyframe
+        self._jpeg_params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        self._queue: queue.Queue[tuple[EncodedFrame, float] | None] = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # Worker-thread state.
+        self._decoder: Any = None
+        self._codec: str | None = None
+        self._pending: list[EncodedFrame] = []  # since the last keyframe, not yet decoded
+        self._have_keyframe = False
+        self._last_index: int | None = None
+        self._parameter_sets: bytes | None = None
+        self._next_due = 0.0
+        self._requested_at: float | None = None
+        # Results and counters (read from other threads: ints and an append-only list).
+        self.saved: list[SavedFrame] = []
+        self.dropped = 0
+        self.decoded = 0
+        self.decode_errors = 0
+        self.write_errors = 0
+        self.keyframe_requests = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def offer(self, frame: EncodedFrame, t: float) -> None:
+        try:
+            self._queue.put_nowait((frame, t))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:
+                logger.warning("%s: behind, %d frames dropped", self._thread.name, self.dropped)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish queued frames and end the thread (blocking; call off the loop)."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "interval": self.interval,
+            "saved": len(self.saved),
+            "dropped": self.dropped,
+            "decoded": self.decoded,
+            "decode_errors": self.decode_errors,
+            "write_errors": self.write_errors,
+            "keyframe_requests": self.keyframe_requests,
+            "from_keyframe_alone": sum(s.source == "keyframe" for s in self.saved),
+        }
+
+    # -- sampler thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._on_frame(*item)
+            except Exception:
+                logger.exception("%s: frame failed", self._thread.name)
+
+    def _on_frame(self, frame: EncodedFrame, t: float) -> None:
+        if frame.codec not in _DECODERS:
+            return
+        if frame.codec != self._codec:
+            self._codec = frame.codec
+            self._decoder = None
+            self._have_keyframe = False
+        if frame.parameter_sets:
+            self._parameter_sets = frame.parameter_sets
+        gap = self._last_index is not None and frame.index != self._last_index + 1
+        self._last_index = frame.index
+        if frame.keyframe:
+            # Everything before a keyframe is useless from now on.
+            self._pending = [frame]
+            self._have_keyframe = True
+        elif gap or not self._have_keyframe:
+            # A frame is missing (dropped upstream) or the decoder failed:
+            # until the next keyframe nothing decodes correctly.
+            self._pending = []
+            self._have_keyframe = False
+            if t >= self._next_due and (self._requested_at is None or t - self._requested_at >= 1.0):
+                self._requested_at = t
+                self.keyframe_requests += 1
+                self._request_keyframe()
+            return
+        else:
+            self._pending.append(frame)
+            if len(self._pending) > self.max_pending:
+                self._decode(self._pending[: self.max_pending // 2])
+                del self._pending[: self.max_pending // 2]
+        if t < self._next_due:
+            return
+        if frame.keyframe:
+            self._save(self._decode(self._pending), t, "keyframe")
+        elif self._requested_at is None:
+            self._requested_at = t
+            self.keyframe_requests += 1
+            self._request_keyframe()
+        elif t - self._requested_at >= self.keyframe_wait:
+            self._save(self._decode(self._pending), t, "resumed")
+
+    def _decode(self, frames: list[EncodedFrame]) -> av.VideoFrame | None:
+        """Feed ``frames`` to the decoder (they follow what it saw last); the last picture."""
+        if not frames:
+            return None
+        if self._decoder is None or frames[0].keyframe:
+            # A fresh decoder per keyframe: cheap, and no state can leak
+            # from frames that were skipped.
+            self._decoder = av.CodecContext.create(_DECODERS[frames[0].codec], "r")
+            self._decoder.thread_count = 1
+        picture = None
+        for frame in frames:
+            data = frame.data
+            if frame.keyframe and frame.codec == "H264" and not frame.parameter_sets and self._parameter_sets:
+                data = self._parameter_sets + data
+            try:
+                for picture in self._decoder.decode(av.Packet(data)):
+                    self.decoded += 1
+            except av.FFmpegError as exc:
+                self.decode_errors += 1
+                logger.warning("%s: cannot decode frame %d: %s", self._thread.name, frame.index, exc)
+                self._decoder = None
+                self._have_keyframe = False
+                self._pending = []
+                return None
+        return picture
+
+    def _save(self, picture: av.VideoFrame | None, t: float, source: str) -> None:
+        self._pending = []
+        if picture is None:
+            return
+        self._requested_at = None
+        # The next picture is due on the next multiple of the interval.
+        self._next_due = (int(t / self.interval) + 1) * self.interval
+        image = picture.to_ndarray(format="bgr24")
+        ok, encoded = cv2.imencode(".jpg", image, self._jpeg_params)
+        if not ok:
+            self.write_errors += 1
+            return
+        data = encoded.tobytes()
+        name = f"frame-{len(self.saved) + 1:06d}.jpg"
+        try:
+            atomic_write_bytes(self.call_dir.file(name), data)
+        except OSError as exc:
+            self.write_errors += 1
+            logger.error("%s: cannot write %s: %s", self._thread.name, name, exc)
+            return
+        self.saved.append(
+            SavedFrame(
+                name=name,
+                t=t,
+                width=picture.width,
+                height=picture.height,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                source=source,
+            )
+        )
