@@ -10,6 +10,7 @@ Every error a peer can cause has a stable ``code`` (the ``error`` field of a
     │   ├── UnknownMime             unknown-mime       415
     │   ├── TooLarge                too-large          413
     │   ├── ChunkTooLarge           chunk-too-large    413
+    │   ├── TooManyChunks           too-many-chunks    400
     │   ├── SizeMismatch            size-mismatch      400
     │   ├── HashMismatch            hash-mismatch      422
     │   ├── NotAnImage              not-an-image       422
@@ -40,6 +41,7 @@ __all__ = [
     "UnknownMime",
     "TooLarge",
     "ChunkTooLarge",
+    "TooManyChunks",
     "SizeMismatch",
     "HashMismatch",
     "NotAnImage",
@@ -94,6 +96,10 @@ class TooLarge(PeerError):
 class ChunkTooLarge(PeerError):
     code = "chunk-too-large"
     http_status = 413
+
+
+class TooManyChunks(PeerError):
+    code = "too-many-chunks"
 
 
 class SizeMismatch(PeerError):

@@ -58,6 +58,7 @@ from .photos_errors import (
     PhotoError,
     SizeMismatch,
     TooLarge,
+    TooManyChunks,
     TooManyPhotos,
     UnexpectedChunk,
     UnexpectedEnd,
@@ -112,6 +113,10 @@ class PhotoLimits:
     # One binary message. aiortc advertises a=max-message-size:262144, so a
     # conforming peer never sends more (RFC 8841 section 6).
     max_chunk_bytes: int | None = 256 * 1024
+    # Chunk count: a photo may come in at most ceil(size / min_chunk_bytes)
+    # + 4 messages, so a peer cannot make us pay per-message costs a million
+    # times for one photo. Smaller chunks are fine as long as they average this.
+    min_chunk_bytes: int | None = 1024
     # One JSON control message; real ones are a few hundred characters.
     max_text_chars: int = 4096
     # A string id, in characters.
@@ -126,7 +131,7 @@ class PhotoLimits:
     max_unsaved: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_photos", "max_chunk_bytes", "max_pixels"):
+        for name in ("max_bytes", "max_photos", "max_chunk_bytes", "min_chunk_bytes", "max_pixels"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value <= 0):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
@@ -390,7 +395,9 @@ class _Transfer:
     slot: PhotoSlot
     buffer: bytearray
     hasher: "hashlib._Hash"
+    max_chunks: int | None
     received: int = 0
+    chunks: int = 0
 
 
 _Handler = Callable[["PhotoAssembler", Message], list[Event]]
@@ -478,7 +485,10 @@ class PhotoAssembler:
         # place, once, with no regrowth. Without a limit the declared size is
         # not trusted with an allocation; the buffer grows as bytes arrive.
         buffer = bytearray(begin.size) if limits.max_bytes is not None else bytearray()
-        self._transfer = _Transfer(begin, slot, buffer, hashlib.sha256())
+        max_chunks = None
+        if limits.min_chunk_bytes is not None:
+            max_chunks = -(-begin.size // limits.min_chunk_bytes) + 4
+        self._transfer = _Transfer(begin, slot, buffer, hashlib.sha256(), max_chunks)
         self._set_state(State.RECEIVING)
         return []
 
@@ -489,6 +499,15 @@ class PhotoAssembler:
         limit = self.limits.max_chunk_bytes
         if limit is not None and n > limit:
             return [self._fail(ChunkTooLarge(f"a chunk of {n} bytes is over the limit of {limit}"))]
+        transfer.chunks += 1
+        if transfer.max_chunks is not None and transfer.chunks > transfer.max_chunks:
+            return [
+                self._fail(
+                    TooManyChunks(
+                        f"more than {transfer.max_chunks} chunks for {transfer.begin.size} bytes"
+                    )
+                )
+            ]
         end = transfer.received + n
         if end > transfer.begin.size:
             return [

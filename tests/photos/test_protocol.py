@@ -186,6 +186,9 @@ def _error_cases():
         "unknown-mime (case)": [_begin(mime="IMAGE/JPEG"), DATA, end_message(1)],
         "too-large": [begin_message(1, b"\0" * 20_001), b"\0" * 4096, end_message(1)],
         "chunk-too-large": [begin_message(1, big), big, end_message(1)],
+        # 10240 bytes may come in ceil(10240 / 1024) + 4 = 14 chunks, not 15.
+        "too-many-chunks": [_begin(), *[b""] * 5, *chunked(DATA, 1024), end_message(1)],
+        "too-many-chunks (tiny)": [begin_message(1, DATA[:100]), *chunked(DATA[:100], 1), end_message(1)],
         "size-mismatch (short)": [_begin(), DATA[:4096], end_message(1)],
         "size-mismatch (overflow)": [
             begin_message(1, DATA[:4000]), DATA[:4096], DATA[:10], end_message(1)
@@ -205,6 +208,14 @@ def test_each_error_is_answered_once_and_the_assembler_recovers(name) -> None:
     assert [e.error.code for e in events] == [code], codes(events)
     assert a.quota.reserved == 0
     assert_still_works(a)
+
+
+def test_small_chunks_are_fine_within_the_count() -> None:
+    a = PhotoAssembler(SMALL)
+    events = feed(a, _begin(), *[b""] * 4, *chunked(DATA, 1024), end_message(1))
+    assert codes(events) == [("PhotoComplete", 1, None)]
+    b = PhotoAssembler(PhotoLimits(min_chunk_bytes=None))
+    assert codes(feed(b, *photo(1, DATA[:300], chunk=1))) == [("PhotoComplete", 1, None)]
 
 
 def test_overflow_is_refused_at_the_chunk_that_overflows() -> None:
@@ -366,7 +377,7 @@ def test_replies_have_the_wire_shape() -> None:
 
 def test_error_codes_are_stable() -> None:
     assert sorted(ERROR_CODES) == sorted([
-        "bad-message", "unknown-mime", "too-large", "chunk-too-large", "size-mismatch",
+        "bad-message", "unknown-mime", "too-large", "chunk-too-large", "too-many-chunks", "size-mismatch",
         "hash-mismatch", "not-an-image", "mime-mismatch", "unexpected-chunk",
         "unexpected-end", "id-mismatch", "interrupted", "too-many-photos", "busy",
         "storage-failed",

@@ -23,7 +23,8 @@ from callbot.media.photos_protocol import (
 )
 
 LIMITS = PhotoLimits(
-    max_bytes=2000, max_chunk_bytes=512, max_photos=2, max_unsaved=2, max_text_chars=300, max_id_chars=8
+    max_bytes=2000, max_chunk_bytes=512, min_chunk_bytes=64, max_photos=2, max_unsaved=2,
+    max_text_chars=300, max_id_chars=8,
 )
 
 IDS = st.sampled_from([1, 2, 0, -1, "a", "b", "1"])
