@@ -1,7 +1,7 @@
 """How long a photo takes over a loopback aiortc data channel, end to end.
 
     .venv/bin/python bench/photo_bench.py [--runs 30] [--size 2097152] [--chunk 262144]
-        [--same-process] [--no-fsync] [--profile bot.prof]
+        [--same-process] [--no-fsync] [--transport-only] [--profile bot.prof]
 
 A bot RTCPeerConnection in this process serves a ``photos`` channel with
 ``attach_photo_channel`` and a real ``PhotoStore``; a caller RTCPeerConnection
@@ -12,7 +12,9 @@ from its first ``channel.send`` (photo-begin) to the ``photo-saved`` reply.
 
 Printed: wall-clock median / p95 / min, and the bot process's CPU time per
 photo split into ours (assembler on the loop; decode check + atomic write in
-the executor) and the rest (aiortc: UDP, DTLS, SCTP). Target: median < 150 ms.
+the executor) and the rest (aiortc: UDP, DTLS, SCTP). ``--transport-only``
+replaces the photo handler with one that answers photo-end at once, to show
+aiortc's own floor. Target: median < 150 ms.
 """
 
 from __future__ import annotations
@@ -125,6 +127,23 @@ def caller_process(conn, size: int, chunk: int, runs: int) -> None:
 # -- the bot --------------------------------------------------------------------
 
 
+class TransportOnly:
+    """A floor for comparison: answer photo-end at once, no checks, no disk."""
+
+    def __init__(self, channel) -> None:
+        self.channel = channel
+        channel.on("message", self.on_message)
+
+    def on_message(self, message) -> None:
+        if isinstance(message, str):
+            m = json.loads(message)
+            if m["type"] == "photo-end":
+                self.channel.send(json.dumps({"type": "photo-saved", "id": m["id"]}))
+
+    async def wait_closed(self) -> None:
+        pass
+
+
 class OwnCpu:
     """CPU seconds spent in our code: assembler on the loop, save in threads."""
 
@@ -165,7 +184,13 @@ async def run(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         bot = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         attached = loop.create_future()
-        bot.on("datachannel", lambda ch: attached.set_result(attach_photo_channel(ch, store)))
+
+        @bot.on("datachannel")
+        def on_datachannel(channel) -> None:
+            if args.transport_only:
+                attached.set_result(TransportOnly(channel))
+            else:
+                attached.set_result(attach_photo_channel(channel, store))
 
         async def answer(offer: dict) -> dict:
             await bot.setRemoteDescription(RTCSessionDescription(**offer))
@@ -188,7 +213,8 @@ async def run(args: argparse.Namespace) -> None:
             _, size = await recv()
         photo_channel = await asyncio.wait_for(attached, TIMEOUT)
         own = OwnCpu()
-        own.wrap(photo_channel)
+        if not args.transport_only:
+            own.wrap(photo_channel)
         profiler = cProfile.Profile() if args.profile else None
 
         cpu0 = time.process_time()
@@ -209,12 +235,13 @@ async def run(args: argparse.Namespace) -> None:
             await caller.pc.close()
         await bot.close()
         await photo_channel.wait_closed()
-        assert len(store.entries) == runs
+        assert len(store.entries) == (0 if args.transport_only else runs)
 
     times = times[args.warmup :]
     chunks = -(-size // args.chunk)
     print(f"photo: {size} bytes JPEG in {chunks} chunks of <= {args.chunk} bytes; "
           f"caller in {'this' if child is None else 'a child'} process; "
+          f"{'TRANSPORT ONLY; ' if args.transport_only else ''}"
           f"fsync {'off' if args.no_fsync else 'on'}; {args.runs} runs after {args.warmup} warm-up")
     print(f"first send -> photo-saved: median {statistics.median(times):6.1f} ms   "
           f"p95 {percentile(times, 95):6.1f} ms   min {min(times):6.1f} ms")
@@ -235,6 +262,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=256 * 1024)
     parser.add_argument("--same-process", action="store_true")
     parser.add_argument("--no-fsync", action="store_true")
+    parser.add_argument("--transport-only", action="store_true",
+                        help="no photo handling at all: aiortc's own floor for comparison")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the bot's timed runs")
     asyncio.run(run(parser.parse_args()))
 
