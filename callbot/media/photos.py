@@ -25,8 +25,29 @@ What the rest of callbot calls, per call::
 from __future__ import annotations
 
 from .photos_channel import PHOTOS_LABEL, PhotoChannel, attach_photo_channel
-from .photos_errors import *  # noqa: F401,F403 - the error tree is public
-from .photos_errors import ERROR_CODES, PhotoError
+from .photos_errors import (
+    ERROR_CODES,
+    BadMessage,
+    Busy,
+    ChunkTooLarge,
+    HashMismatch,
+    IdMismatch,
+    Interrupted,
+    InvalidState,
+    MimeMismatch,
+    NotAnImage,
+    PeerError,
+    PhotoError,
+    ServerError,
+    SizeMismatch,
+    StorageFailed,
+    TooLarge,
+    TooManyChunks,
+    TooManyPhotos,
+    UnexpectedChunk,
+    UnexpectedEnd,
+    UnknownMime,
+)
 from .photos_http import handle_photo_upload
 from .photos_image import ImageInfo, inspect_image, verify_image
 from .photos_protocol import (
@@ -53,6 +74,25 @@ __all__ = [
     "MIME_TYPES",
     "ERROR_CODES",
     "PhotoError",
+    "PeerError",
+    "ServerError",
+    "BadMessage",
+    "UnknownMime",
+    "TooLarge",
+    "ChunkTooLarge",
+    "TooManyChunks",
+    "SizeMismatch",
+    "HashMismatch",
+    "NotAnImage",
+    "MimeMismatch",
+    "UnexpectedChunk",
+    "UnexpectedEnd",
+    "IdMismatch",
+    "Interrupted",
+    "TooManyPhotos",
+    "Busy",
+    "StorageFailed",
+    "InvalidState",
     "PhotoLimits",
     "PhotoQuota",
     "PhotoSlot",

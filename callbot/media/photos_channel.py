@@ -27,6 +27,7 @@ from .photos_protocol import (
     Event,
     PhotoAssembler,
     PhotoComplete,
+    PhotoFailed,
     error_reply,
     saved_reply,
 )
@@ -88,12 +89,14 @@ class PhotoChannel:
     def _on_message(self, message: str | bytes) -> None:
         if self._closed:
             return
-        for event in self.assembler.receive(message):
+        events = self.assembler.receive(message)
+        for i, event in enumerate(events):
             try:
                 self._queue.put_nowait(event)
             except asyncio.QueueFull:
-                if isinstance(event, PhotoComplete):
-                    event.slot.release()
+                for dropped in events[i:]:
+                    if isinstance(dropped, PhotoComplete):
+                        dropped.slot.release()
                 logger.warning("%s: %d replies outstanding; closing", self._log, self._queue.qsize())
                 self._shutdown("peer is flooding")
                 self.channel.close()
@@ -125,7 +128,10 @@ class PhotoChannel:
                 if isinstance(event, PhotoComplete):
                     await self._save(event)
                 else:
-                    logger.info("%s: photo %r: %s", self._log, event.id, event.error.code)
+                    # A failed photo is worth a line; a stray message is not
+                    # (a misbehaving peer could fill the log with them).
+                    level = logging.INFO if isinstance(event, PhotoFailed) else logging.DEBUG
+                    logger.log(level, "%s: photo %r: %s", self._log, event.id, event.error.code)
                     self._send(error_reply(event.id, event.error))
             except Exception:  # never let one reply end the channel's service
                 logger.exception("%s: answering %r failed", self._log, event)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Union
 

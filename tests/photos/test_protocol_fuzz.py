@@ -135,20 +135,20 @@ def test_random_sequences(messages, data) -> None:
         is_begin, photo_id = expected_outcome_id(raw)
         if is_begin:
             expected_ids.append(photo_id)
-        for event in a.receive(raw):  # never raises
-            if isinstance(event, PhotoComplete):
-                assert hashlib.sha256(event.data).hexdigest() == event.sha256
-                assert len(event.data) <= LIMITS.max_bytes
-                json.dumps(saved_reply(event.id, event.size, event.sha256))
-                unsettled.append(event)
+        for ev in a.receive(raw):  # never raises
+            if isinstance(ev, PhotoComplete):
+                assert hashlib.sha256(ev.data).hexdigest() == ev.sha256
+                assert len(ev.data) <= LIMITS.max_bytes
+                json.dumps(saved_reply(ev.id, ev.size, ev.sha256))
+                unsettled.append(ev)
             else:
-                assert isinstance(event, (PhotoFailed, MessageRejected))
-                assert event.error.code in ERROR_CODES
-                reply = error_reply(event.id, event.error)
+                assert isinstance(ev, (PhotoFailed, MessageRejected))
+                assert ev.error.code in ERROR_CODES
+                reply = error_reply(ev.id, ev.error)
                 assert json.loads(json.dumps(reply)) == reply
-            if isinstance(event, (PhotoComplete, PhotoFailed)):
-                outcomes.append(event)
-            hypothesis_event(event)
+            if isinstance(ev, (PhotoComplete, PhotoFailed)):
+                outcomes.append(ev)
+            hypothesis_event(ev)
         assert a.quota.saved + a.quota.reserved <= LIMITS.max_photos
         # At most the photo in flight plus those waiting to be saved.
         assert a.quota.reserved <= 1 + len(unsettled) <= 1 + LIMITS.max_unsaved
