@@ -54,7 +54,8 @@ Exception tree::
     SignalingError                (callbot.signaling.protocol)
     └── RegistryUnavailable       Redis cannot be reached right now
 
-Everything is bounded: the connection pool (``max_connections``), a reconnect
+Everything is bounded: ``max_connections`` to Redis in all (one for pub/sub,
+one for the lease so a busy pool never starves it, the rest for commands), a reconnect
 backoff capped at ``reconnect_max``, no queues (a message read from the node
 channel goes straight into ``Endpoint.deliver``, itself bounded). A node that
 cannot read its channel fast enough is disconnected by Redis
@@ -221,8 +222,8 @@ class RedisRegistry:
     ) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be > 0")
-        if max_connections < 2:
-            raise ValueError("max_connections must be at least 2 (commands and pub/sub)")
+        if max_connections < 3:
+            raise ValueError("max_connections must be at least 3 (pub/sub, lease, commands)")
         self.url = url
         self.node_id = node_id if node_id is not None else default_node_id()
         if NODE_ID_PATTERN.fullmatch(self.node_id) is None:
@@ -249,6 +250,11 @@ class RedisRegistry:
         self._listeners: list[PresenceListener] = []
 
         self._redis: redis.asyncio.Redis | None = None
+        #: Lease renewal and reaping on their own connection, so that a busy
+        #: pool (many routes waiting) can never starve the lease.
+        self._lease_redis: redis.asyncio.Redis | None = None
+        #: A release that failed left a stale claim: the lease task resyncs.
+        self._resync_wanted = False
         self._scripts: dict[str, Any] = {}
         self._lock = asyncio.Lock()  # claims and resyncs, so a resync never misses a claim
         self._link_lost = asyncio.Event()
@@ -277,15 +283,19 @@ class RedisRegistry:
         import redis.asyncio as aioredis  # lazy: the in-memory path never needs redis
 
         timeout = max(0.5, self.lease_seconds / 3)
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.max_connections,
-            timeout=timeout,  # waiting for a free connection
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-        )
-        self._redis = aioredis.Redis.from_pool(pool)
+
+        def client(max_connections: int) -> redis.asyncio.Redis:
+            return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=max_connections,
+                timeout=timeout,  # waiting for a free connection
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                decode_responses=True,
+            ))
+
+        self._redis = client(self.max_connections - 1)
+        self._lease_redis = client(1)
         for name, source in (
             ("claim", _CLAIM), ("release", _RELEASE), ("route", _ROUTE),
             ("heartbeat", _HEARTBEAT), ("reap", _REAP), ("sync", _SYNC), ("leave", _LEAVE),
@@ -295,6 +305,7 @@ class RedisRegistry:
             pubsub = await self._connect()
         except _redis_errors() as exc:
             await self._redis.aclose()
+            await self._lease_redis.aclose()
             self.state = LinkState.CLOSED
             raise RegistryUnavailable(f"cannot reach Redis at {self.url}: {exc}") from exc
         self._set_state(LinkState.UP)
@@ -329,6 +340,9 @@ class RedisRegistry:
                                    self._log, exc, self.reap_bound)
             await self._redis.aclose()
             self._redis = None
+        if self._lease_redis is not None:
+            await self._lease_redis.aclose()
+            self._lease_redis = None
 
     # -- Registry --------------------------------------------------------------------
 
@@ -349,7 +363,8 @@ class RedisRegistry:
                     args=[username, self.node_id, self._lease_ms, self._presence_channel],
                 )
             except _redis_errors() as exc:
-                self._link_lost.set()
+                # Loss of the link itself is noticed by the channel reader and
+                # the lease; a busy pool must not force a reconnect.
                 raise RegistryUnavailable(f"claim failed: {exc}") from exc
             if not taken:
                 return False
@@ -374,7 +389,7 @@ class RedisRegistry:
             )
         except _redis_errors() as exc:
             logger.info("%s release of %r deferred to resync: %s", self._log, username, exc)
-            self._link_lost.set()
+            self._resync_wanted = True
 
     async def users(self) -> list[str]:
         names: set[str] | None = None
@@ -383,7 +398,6 @@ class RedisRegistry:
                 names = set(await self._redis.hkeys(self._users_key))
             except _redis_errors() as exc:
                 logger.info("%s users() from the presence mirror: %s", self._log, exc)
-                self._link_lost.set()
         if names is None:
             names = self._known | set(self._local)
         return list(self._services) + sorted(n for n in names if n not in self._services)
@@ -402,7 +416,6 @@ class RedisRegistry:
             )
         except _redis_errors() as exc:
             logger.info("%s route to %r failed: %s", self._log, target, exc)
-            self._link_lost.set()
             return False
         return int(receivers) > 0
 
@@ -430,6 +443,7 @@ class RedisRegistry:
     async def _resync(self) -> None:
         assert self._redis is not None
         async with self._lock:
+            self._resync_wanted = False
             lost = await self._scripts["sync"](
                 keys=[self._users_key, self._nodes_key, self._alive_key, self._owned_key],
                 args=[self.node_id, self._lease_ms, self._presence_channel, *sorted(self._local)],
@@ -515,6 +529,7 @@ class RedisRegistry:
             try:
                 readded = await self._scripts["heartbeat"](
                     keys=[self._nodes_key, self._alive_key], args=[self.node_id, self._lease_ms],
+                    client=self._lease_redis,
                 )
                 if readded:
                     logger.warning("%s was dropped from the node set (lease lapsed or Redis lost data)", self._log)
@@ -522,12 +537,20 @@ class RedisRegistry:
                     continue
                 reaped = await self._scripts["reap"](
                     keys=[self._nodes_key, self._users_key], args=[self.key_prefix, self._presence_channel],
+                    client=self._lease_redis,
                 )
                 for node in reaped:
                     logger.warning("%s reaped node %s (lease expired)", self._log, node)
             except _redis_errors() as exc:
                 logger.warning("%s lease renewal failed: %s", self._log, exc)
                 self._link_lost.set()
+                continue
+            if self._resync_wanted:
+                try:
+                    await self._resync()
+                except _redis_errors() as exc:
+                    logger.info("%s resync failed, will retry: %s", self._log, exc)
+                    self._resync_wanted = True
 
     # -- incoming --------------------------------------------------------------------
 
