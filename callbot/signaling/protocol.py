@@ -48,6 +48,9 @@ USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MAX_SDP_LENGTH = 60_000
 MAX_CANDIDATE_LENGTH = 1_024
 MAX_MID_LENGTH = 64
+#: No real message nests deeper than 4; 32 leaves room and keeps the parser
+#: far from Python's recursion limit, so the answer never depends on the stack.
+MAX_NESTING = 32
 
 
 class SignalingError(Exception):
@@ -242,8 +245,38 @@ _PARSERS = {
 MESSAGE_TYPES = frozenset(_PARSERS)
 
 
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting outside JSON strings (a linear scan)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_client_message(frame: str | bytes) -> ClientMessage:
     """Parse one text frame into a typed message, or raise :class:`ProtocolError`."""
+    if isinstance(frame, bytes):
+        try:
+            frame = frame.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("bad-json", "the frame is not UTF-8 text") from None
+    # Only frames with many brackets pay for the scan.
+    if frame.count("[") + frame.count("{") > MAX_NESTING and nesting_depth(frame) > MAX_NESTING:
+        raise ProtocolError("bad-json", f"the JSON nests deeper than {MAX_NESTING}")
     try:
         obj = json.loads(frame)
     except (ValueError, RecursionError):

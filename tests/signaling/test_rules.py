@@ -185,3 +185,18 @@ def test_presence_batcher_coalesces():
     assert not b
     b.left("a")
     assert b.drain() == ([], ["a"])
+
+
+def test_deep_nesting_is_refused_the_same_way_whatever_the_stack():
+    from callbot.signaling.protocol import MAX_NESTING, nesting_depth
+
+    assert nesting_depth('{"a": "[[[[", "b": [[1]]}') == 3
+    assert nesting_depth('["\\\\", ["\\"["]]') == 2
+    ok = "[" * MAX_NESTING + "]" * MAX_NESTING
+    with pytest.raises(ProtocolError) as info:
+        parse_client_message(ok)
+    assert info.value.code == "not-an-object"
+    for n in (MAX_NESTING + 1, 500, 20_000):
+        with pytest.raises(ProtocolError) as info:
+            parse_client_message("[" * n + "]" * n)
+        assert info.value.code == "bad-json"
