@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +46,9 @@ logger = logging.getLogger(__name__)
 # first frames are often late (the sender's encoder starting up), and the
 # alignment of audio and video comes from the least delayed frames seen.
 SETTLE_SECONDS = 1.0
+# How often the worker takes what the queue holds. Frames reach the file at
+# most this much later; the Matroska cluster (flush_interval) dominates.
+_WAKE_INTERVAL = 0.2
 
 
 class RecorderState(enum.Enum):
@@ -141,25 +143,22 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         q = self.rec.queue
         try:
-            while True:
-                try:
-                    # Before the file starts, wake up to honour start_timeout.
-                    item = q.get(timeout=None if self.started else 0.1)
-                except queue.Empty:
-                    item = None
-                if isinstance(item, EncodedFrame):
-                    self._on_frame(item)
-                elif isinstance(item, _AddTrack):
-                    self._add_track(item.tap)
-                elif isinstance(item, TrackEnded):
-                    self._track_ended(item.tap)
-                elif isinstance(item, _Stop):
-                    self.stop_reason = item.reason
-                    break
+            stopping = False
+            while not stopping:
+                # Polling (see ThreadFrameQueue); also honours start_timeout.
+                for item in q.drain(timeout=_WAKE_INTERVAL):
+                    if isinstance(item, EncodedFrame):
+                        self._on_frame(item)
+                    elif isinstance(item, _AddTrack):
+                        self._add_track(item.tap)
+                    elif isinstance(item, TrackEnded):
+                        self._track_ended(item.tap)
+                    elif isinstance(item, _Stop):
+                        self.stop_reason = item.reason
+                        stopping = True
+                        break
                 if not self.started:
-                    self._maybe_start(force=False)
-            if not self.started:
-                self._maybe_start(force=True)
+                    self._maybe_start(force=stopping)
         except Exception as exc:
             logger.exception("%s: recorder failed", self._log)
             self.errors.append(f"recorder failed: {exc!r}")

@@ -8,7 +8,9 @@ picture:
 1. At the due time, ask the caller for a keyframe (RTCP PLI). A browser
    answers within a round trip or two; the keyframe is decoded alone.
 2. If none comes within ``keyframe_wait`` seconds (a sender that ignores
-   PLI, e.g. one relaying a file), decode from the last keyframe instead:
+   PLI, e.g. one relaying a file), decode from the last keyframe instead.
+   The wait is generous because the fallback costs up to a second of
+   decoding per picture, and a loaded caller or network can take a while:
    the frames since it are kept, still encoded, and the decoder resumes
    where it stopped, so each frame is decoded at most once however long the
    group of pictures is. Memory is bounded: beyond ``max_pending`` frames the
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import queue
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +81,7 @@ class FrameSampler:
         request_keyframe: Callable[[], None],
         *,
         jpeg_quality: int = 85,
-        keyframe_wait: float = 0.5,
+        keyframe_wait: float = 1.5,
         max_pending: int = 150,
         queue_size: int = 60,
         name: str = "sampler",
@@ -97,7 +101,11 @@ class FrameSampler:
         self._have_keyframe = False
         self._last_index: int | None = None
         self._parameter_sets: bytes | None = None
-        self._next_due = 0.0
+        self._next_due = 0.0  # the first picture: the file's first keyframe
+        # Each sampler's pictures are due at its own phase of the interval, so
+        # calls that started together (a reconnect storm, a benchmark) do not
+        # all decode and compress in the same instant every second.
+        self._phase = random.uniform(0, interval)
         self._requested_at: float | None = None
         # Results and counters (read from other threads: ints and an append-only list).
         self.saved: list[SavedFrame] = []
@@ -222,7 +230,7 @@ class FrameSampler:
             return
         self._requested_at = None
         # The next picture is due on the next multiple of the interval.
-        self._next_due = (int(t / self.interval) + 1) * self.interval
+        self._next_due = (math.floor((t - self._phase) / self.interval) + 1) * self.interval + self._phase
         image = picture.to_ndarray(format="bgr24")
         ok, encoded = cv2.imencode(".jpg", image, self._jpeg_params)
         if not ok:

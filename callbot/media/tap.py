@@ -185,6 +185,7 @@ class EncodedFrameTap:
         self._min_request_interval = min_keyframe_request_interval
         self._last_request = -1e9
         self._request_pending = False
+        self._deferred: asyncio.TimerHandle | None = None
         self._sinks: list[FrameSink] = []
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -274,14 +275,21 @@ class EncodedFrameTap:
         """Ask the sender for a keyframe (RTCP PLI, RFC 4585 section 6.3.1).
 
         Call on the event loop. Requests closer together than the minimum
-        interval are merged, so several consumers can ask freely; a request
-        made before the first packet (no SSRC known yet) is sent with it.
-        Returns whether a PLI went out now.
+        interval are merged into one sent when the interval is over, so
+        several consumers can ask freely; a request made before the first
+        packet (no SSRC known yet) is sent with it. Returns whether a PLI
+        went out now.
         """
         if self.kind != "video" or self.ended:
             return False
         now = time.monotonic()
-        if now - self._last_request < self._min_request_interval:
+        wait = self._last_request + self._min_request_interval - now
+        if wait > 0:
+            # Too soon after the last one: send it when the interval is over
+            # (one deferred request stands for all made meanwhile), so no
+            # consumer's request is lost.
+            if self._deferred is None:
+                self._deferred = self._loop.call_later(wait, self._send_deferred)
             return False
         ssrcs = [s.source for s in self._receiver.getSynchronizationSources()]
         if not ssrcs:
@@ -297,6 +305,10 @@ class EncodedFrameTap:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return True
+
+    def _send_deferred(self) -> None:
+        self._deferred = None
+        self.request_keyframe()
 
     def request_keyframe_threadsafe(self) -> None:
         """:meth:`request_keyframe` for worker threads."""
@@ -408,6 +420,9 @@ class EncodedFrameTap:
         if self.ended:
             return
         self.ended = True
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         for sink in tuple(self._sinks):
             try:
                 sink.on_end(self)

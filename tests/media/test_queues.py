@@ -106,6 +106,24 @@ def test_get_blocks_until_an_item_or_timeout():
     assert got == ["wake"]
 
 
+def test_drain_takes_everything_and_frames_wake_the_reader_only_when_half_full():
+    tap = StubTap("audio")
+    q = ThreadFrameQueue(4, name="test")
+    q.bind(tap)
+    wakes = []
+    notify = q._cond.notify
+    q._cond.notify = lambda n=1: (wakes.append(n), notify(n))  # type: ignore[method-assign]
+    q.on_frame(frame("audio", 0, True))
+    assert wakes == []  # the reader polls; one frame is no reason to switch threads
+    q.on_frame(frame("audio", 1, True))
+    assert len(wakes) == 1  # half full: wake it now
+    q.put_control("stop")
+    assert len(wakes) == 2
+    items = q.drain(timeout=0)
+    assert [f.index for f in items[:2]] == [0, 1] and items[2] == "stop"
+    assert q.qsize() == 0 and q.drain(timeout=0) == []
+
+
 def test_closed_queue_ignores_frames_and_unsubscribes():
     tap = StubTap("audio")
     q = ThreadFrameQueue(4, name="test")
