@@ -178,7 +178,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
 
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    return web.json_response({"status": "ok", "online_here": hub.online_here})
+    return web.json_response({
+        "status": "ok",
+        "online_here": hub.online_here,
+        "bot_calls": len(request.app[BOT].calls),
+        "tasks": len(asyncio.all_tasks()),
+    })
 
 
 async def index(request: web.Request) -> web.FileResponse:

@@ -63,6 +63,12 @@ def strip_candidates(sdp: str) -> tuple[str, list[dict[str, Any]]]:
     return "\r\n".join(out), candidates
 
 
+class CallRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
 class Caller:
     def __init__(self, client: Client, *, tracks: list[MediaStreamTrack] | None = None) -> None:
         self.client = client
@@ -95,11 +101,21 @@ class Caller:
             await self.client.send({"type": "candidate", "otherUsername": target, "candidate": cand})
         if trickle:
             await self.client.send({"type": "candidate", "otherUsername": target, "candidate": None})
-        answer = await self.client.recv_type("answer", timeout=timeout)
+        answer = await self._answer_or_error(target, timeout)
         self.answer_sdp = answer["answer"]["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer["answer"]))
         await asyncio.wait_for(self.connected.wait(), timeout)
         return time.perf_counter() - started
+
+    async def _answer_or_error(self, target: str, timeout: float) -> dict[str, Any]:
+        async def wait() -> dict[str, Any]:
+            while True:
+                m = await self.client.recv(timeout)
+                if m.get("type") == "answer" and m.get("username") == target:
+                    return m
+                if m.get("type") == "error" and m.get("username") in (target, None):
+                    raise CallRefused(m["code"], m.get("message", ""))
+        return await asyncio.wait_for(wait(), timeout)
 
     async def hangup(self, target: str = "bot") -> None:
         await self.client.send({"type": "close", "otherUsername": target})

@@ -23,7 +23,7 @@ class ServerProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(ROOT / "server.py"),
             "--port", "0", "--data-dir", str(data_dir), "--ice-address", "127.0.0.1",
-            "--log-level", "warning", *args,
+            "--log-level", os.environ.get("CALLBOT_TEST_SERVER_LOG", "warning"), *args,
             stdout=asyncio.subprocess.PIPE, cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

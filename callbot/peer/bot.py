@@ -81,6 +81,11 @@ class Bot:
         if self._closed:
             self._error(caller, "shutting-down", "the server is shutting down")
             return
+        previous = self.calls.get(caller)
+        if previous is not None and previous.ending:
+            # A hang-up still being finalized: the new call waits for it.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(previous.ended.wait(), 10)
         if caller in self.calls:
             self._error(caller, "already-in-call", "you already have a call with the bot; close it first")
             return

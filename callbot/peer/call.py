@@ -61,6 +61,10 @@ class BotCall:
         self.pc.on("track", self._media.on_track)
         self.pc.on("datachannel", self._media.on_datachannel)
 
+    @property
+    def ending(self) -> bool:
+        return self._ending
+
     def __repr__(self) -> str:
         return f"<BotCall {self.id} {self.caller} {self.pc.connectionState}>"
 
