@@ -24,6 +24,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from aiohttp import web
 
+from callbot.media.options import RECORD_MODES, RecordingOptions
 from callbot.config import TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig, SecurityConfig
 from callbot.web.access import AddressLimiter
 from callbot.web.access import client_ice_servers
@@ -106,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
     b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
 
+    r = p.add_argument_group("recording")
+    rd = d.recording
+    r.add_argument("--no-record", action="store_true", default=not rd.enabled,
+                   help="do not record calls to the bot (sampled frames are still saved)")
+    r.add_argument("--record-mode", choices=RECORD_MODES, default=rd.mode,
+                   help="passthrough: received VP8/H.264+Opus into WebM/Matroska as they are; "
+                        "transcode: H.264+AAC fragmented MP4")
+    r.add_argument("--keyframe-interval", type=float, default=rd.keyframe_interval,
+                   help="seconds between keyframes asked of the caller (0: only at start and after loss)")
+    r.add_argument("--frame-interval", type=float, default=rd.frame_interval,
+                   help="seconds between sampled JPEG frames (0: none)")
+
     s = p.add_argument_group("security and limits")
     sd = d.security
     s.add_argument("--auth-secret", default=None, help="HS256 secret: require a token on every WebSocket and API request")
@@ -156,6 +169,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
             connect_timeout=float(a.connect_timeout),
         ),
         photos=PhotoConfig(max_bytes=int(a.max_photo_bytes), max_per_call=int(a.max_photos_per_call)),
+        recording=RecordingOptions(
+            enabled=not a.no_record,
+            mode=a.record_mode,
+            keyframe_interval=float(a.keyframe_interval),
+            frame_interval=float(a.frame_interval),
+        ),
         security=SecurityConfig(
             auth_secret=a.auth_secret or None,
             allowed_origins=tuple(o.rstrip("/") for o in a.allowed_origin),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .media.options import RecordingOptions
+
 TALKBACK_MODES = ("none", "echo", "overlay")
 
 
@@ -101,6 +103,7 @@ class Config:
     bot: BotConfig = field(default_factory=BotConfig)
     photos: PhotoConfig = field(default_factory=PhotoConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    recording: RecordingOptions = field(default_factory=RecordingOptions)
 
     def __post_init__(self) -> None:
         from .signaling.protocol import is_valid_username

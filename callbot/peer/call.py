@@ -23,6 +23,7 @@ from ..storage import CallDirectory
 from .ice import rtc_configuration
 from .manifest import CallManifest
 from .sdp import CandidateError, add_bitrate_hints, parse_candidate
+from ..media.recorder import CallRecorder
 from ..media.tap import EncodedFrameTap
 from ..media.photos import PHOTOS_LABEL, PhotoChannel, PhotoLimits, PhotoStore, attach_photo_channel
 from . import talkback
@@ -121,7 +122,7 @@ class BotCall:
             self.manifest.connected_at = time.time()
             self.connected.set()
             self._media.on_connected()
-            self.manifest.write()
+            self._media.write_manifest()
         elif state in ("failed", "closed"):
             self._spawn(self.end("ice-failed" if state == "failed" else "closed"), "end")
 
@@ -197,6 +198,7 @@ class CallMedia:
         self._incoming: dict[str, MediaStreamTrack] = {}
         self._taps: dict[str, EncodedFrameTap] = {}
         self._talkback = talkback.TalkbackSenders(call.config.bot.talkback)
+        self._recorder = CallRecorder(call.directory, call.config.recording)
         self._photo_store: PhotoStore | None = None
         self._photo_channels: list[PhotoChannel] = []
 
@@ -214,6 +216,7 @@ class CallMedia:
         tap = EncodedFrameTap.attach(receiver, track, decode=self._talkback.needs_decoded(track.kind))
         self._taps[track.kind] = tap
         self._talkback.on_incoming(track, tap)
+        self._recorder.add_track(track, receiver)
 
     def add_talkback_tracks(self) -> None:
         self._talkback.attach(self.call.pc)
@@ -234,6 +237,11 @@ class CallMedia:
 
     def _photo_saved(self, entry: dict[str, Any]) -> None:
         self.call.manifest.photos.append(entry)
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        """The manifest with the recorder's live status in it."""
+        self.call.manifest.recording = self._recorder.status()
         self.call.manifest.write()
 
     def on_connected(self) -> None:
@@ -244,7 +252,8 @@ class CallMedia:
         await self._talkback.stop()
         for channel in self._photo_channels:
             await channel.aclose()
-        self.call.manifest.recording.setdefault("talkback", self._talkback.stats())
+        recording = await self._recorder.stop(reason)
+        self.call.manifest.recording = {**recording, "talkback": self._talkback.stats()}
 
 
 def negotiated_tracks(answer_sdp: str, incoming: dict[str, MediaStreamTrack]) -> list[dict[str, Any]]:
