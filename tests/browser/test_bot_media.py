@@ -44,11 +44,6 @@ async def test_bot_snapshot_is_saved_and_confirmed(open_page, server):
     await screenshot(page, "13-bot-photo-saved")
 
 
-@pytest.mark.xfail(
-    reason="waits on recording + sampled JPEG frames in the call directory (callbot/media, "
-    "other engineer); the photo part already passes in test_bot_snapshot_is_saved_and_confirmed",
-    strict=False,
-)
 async def test_bot_call_leaves_recording_frames_and_photo(open_page, server):
     page = await open_page()
     await log_in(page, "olga")
