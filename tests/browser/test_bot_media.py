@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pytest
 from playwright.async_api import expect
 
 from callbot.web.keys import CONFIG

@@ -3,7 +3,6 @@ between two pages, photos, and the errors a person can meet."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import SLOW, log_in, screenshot, wait_video_playing
