@@ -4,7 +4,16 @@ from typing import AsyncIterator
 
 import pytest
 
+from callbot.peer.ice import restrict_host_addresses
 from tests.helpers import Client, RunningServer, running_server, test_config
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice_for_test_clients() -> None:
+    """The aiortc peers tests create gather loopback candidates, as the
+    server's bot does with --ice-address 127.0.0.1 (aioice skips 127.0.0.1)."""
+    # Per test: some test modules put aioice's default back when they finish.
+    restrict_host_addresses(("127.0.0.1",))
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from ..signaling.protocol import IceCandidate
 from ..signaling.registry import Registry
 from ..storage import create_call_directory
 from .call import BotCall
-from .ice import restore_host_addresses, restrict_host_addresses
+from .ice import restrict_host_addresses
 from .manifest import mark_interrupted
 
 logger = logging.getLogger(__name__)
@@ -150,4 +150,3 @@ class Bot:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        restore_host_addresses()

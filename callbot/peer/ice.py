@@ -4,8 +4,9 @@
 skips 127.0.0.1 (``aioice.ice.get_host_addresses``), so a loopback-only or
 single-host setup never connects. When addresses are configured, gathering is
 restricted to exactly those. aioice has no per-connection option for this, so
-the module-level function is replaced for the process, and put back on
-:func:`restore_host_addresses`.
+the module-level function is replaced for the process: the setting belongs
+to the process, like the flag it comes from, and stays until
+:func:`restore_host_addresses` (tests use that; the server never needs to).
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ _original_get_host_addresses = aioice.ice.get_host_addresses
 
 
 def restrict_host_addresses(addresses: tuple[str, ...]) -> None:
-    """Gather host candidates only from ``addresses`` (empty: aioice default)."""
+    """Gather host candidates only from ``addresses`` (empty: leave as is)."""
     if not addresses:
-        restore_host_addresses()
         return
     parsed = [ipaddress.ip_address(a) for a in addresses]  # ValueError on junk
 
