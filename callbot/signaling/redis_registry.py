@@ -253,6 +253,7 @@ class RedisRegistry:
         #: Lease renewal and reaping on their own connection, so that a busy
         #: pool (many routes waiting) can never starve the lease.
         self._lease_redis: redis.asyncio.Redis | None = None
+        self._slots = asyncio.Semaphore(1)  # sized in start()
         #: A release that failed left a stale claim: the lease task resyncs.
         self._resync_wanted = False
         self._scripts: dict[str, Any] = {}
@@ -285,16 +286,19 @@ class RedisRegistry:
         timeout = max(0.5, self.lease_seconds / 3)
 
         def client(max_connections: int) -> redis.asyncio.Redis:
-            return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            # A plain pool behind our own FIFO semaphore (self._slots): under
+            # a burst of routes redis-py's BlockingConnectionPool left waiters
+            # unserved until its timeout although commands took milliseconds.
+            return aioredis.Redis.from_pool(aioredis.ConnectionPool.from_url(
                 self.url,
                 max_connections=max_connections,
-                timeout=timeout,  # waiting for a free connection
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 decode_responses=True,
             ))
 
         self._redis = client(self.max_connections - 1)
+        self._slots = asyncio.Semaphore(self.max_connections - 2)  # the pool minus pub/sub
         self._lease_redis = client(1)
         for name, source in (
             ("claim", _CLAIM), ("release", _RELEASE), ("route", _ROUTE),
@@ -358,7 +362,7 @@ class RedisRegistry:
             if username in self._local:
                 return False
             try:
-                taken, readded = await self._scripts["claim"](
+                taken, readded = await self._run("claim", 
                     keys=[self._users_key, self._nodes_key, self._alive_key, self._owned_key],
                     args=[username, self.node_id, self._lease_ms, self._presence_channel],
                 )
@@ -383,7 +387,7 @@ class RedisRegistry:
         if self.state is not LinkState.UP:
             return  # the resync after reconnecting releases it in Redis
         try:
-            await self._scripts["release"](
+            await self._run("release", 
                 keys=[self._users_key, self._owned_key],
                 args=[username, self.node_id, self._presence_channel],
             )
@@ -395,7 +399,8 @@ class RedisRegistry:
         names: set[str] | None = None
         if self.state is LinkState.UP and self._redis is not None:
             try:
-                names = set(await self._redis.hkeys(self._users_key))
+                async with self._slots:
+                    names = set(await self._redis.hkeys(self._users_key))
             except _redis_errors() as exc:
                 logger.info("%s users() from the presence mirror: %s", self._log, exc)
         if names is None:
@@ -411,7 +416,7 @@ class RedisRegistry:
             return False
         message = json.dumps({"to": target, "payload": payload}, separators=(",", ":"))
         try:
-            receivers = await self._scripts["route"](
+            receivers = await self._run("route", 
                 keys=[self._users_key], args=[target, self.key_prefix, message],
             )
         except _redis_errors() as exc:
@@ -423,6 +428,10 @@ class RedisRegistry:
         self._listeners.append(listener)
 
     # -- the link to Redis -------------------------------------------------------------
+
+    async def _run(self, script: str, *, keys: list[str], args: list[Any]) -> Any:
+        async with self._slots:
+            return await self._scripts[script](keys=keys, args=args)
 
     async def _connect(self) -> Any:
         """Subscribe, then make Redis and the presence mirror agree with this
@@ -444,7 +453,7 @@ class RedisRegistry:
         assert self._redis is not None
         async with self._lock:
             self._resync_wanted = False
-            lost = await self._scripts["sync"](
+            lost = await self._run("sync", 
                 keys=[self._users_key, self._nodes_key, self._alive_key, self._owned_key],
                 args=[self.node_id, self._lease_ms, self._presence_channel, *sorted(self._local)],
             )
@@ -458,7 +467,8 @@ class RedisRegistry:
                         "message": f"{name!r} was taken by another login while the server was "
                                    "cut off from the signaling store; log in again",
                     })
-            snapshot = set(await self._redis.hkeys(self._users_key))
+            async with self._slots:
+                snapshot = set(await self._redis.hkeys(self._users_key))
         for name in sorted(self._known - snapshot):
             self._apply_presence(name, False)
         for name in sorted(snapshot - self._known):
