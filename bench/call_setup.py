@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiortc import RTCConfiguration, RTCPeerConnection  # noqa: E402
 from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
 
+from callbot.config import SecurityConfig  # noqa: E402
 from callbot.peer.ice import restrict_host_addresses  # noqa: E402
 from tests.helpers import Client, running_server, test_config  # noqa: E402
 from tests.peer_client import Caller, PatternVideoTrack  # noqa: E402
@@ -57,7 +58,8 @@ async def main() -> None:
     restrict_host_addresses(("127.0.0.1",))
     baseline = [await bare_connection() for _ in range(args.calls)]
     with tempfile.TemporaryDirectory() as tmp:
-        async with running_server(test_config(Path(tmp))) as srv:
+        config = test_config(Path(tmp), security=SecurityConfig(rate_limit=1000, rate_burst=1000))
+        async with running_server(config) as srv:
             client = await Client.connect(srv.ws_url)
             await client.login("bench")
             setup = []

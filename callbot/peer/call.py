@@ -74,7 +74,7 @@ class BotCall:
     async def answer(self, offer_sdp: str) -> None:
         """Apply the caller's offer and send back an answer with our candidates
         inside it (aiortc gathers during setLocalDescription and never trickles)."""
-        self.manifest.write()
+        self.manifest.write_soon()
         check_offer(offer_sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         self._remote_set = True
@@ -167,7 +167,7 @@ class BotCall:
             self.manifest.ended_at = time.time()
             self.manifest.end_reason = reason
             self.manifest.status = "complete"
-            self.manifest.write()
+            await self.manifest.write_async()
             self.ended.set()
             self._on_ended(self)
 
@@ -242,7 +242,7 @@ class CallMedia:
     def write_manifest(self) -> None:
         """The manifest with the recorder's live status in it."""
         self.call.manifest.recording = self._recorder.status()
-        self.call.manifest.write()
+        self.call.manifest.write_soon()
 
     def on_connected(self) -> None:
         call = self.call

@@ -8,8 +8,10 @@ behind in a crash and marks it ``interrupted``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,9 @@ class CallManifest:
     photos: list[dict[str, Any]] = field(default_factory=list)
     recording: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _seq: int = 0
+    _written: int = 0
 
     def to_json(self) -> dict[str, Any]:
         end = self.ended_at if self.ended_at is not None else time.time()
@@ -77,11 +82,37 @@ class CallManifest:
         out += list(self.recording.get("files", []))
         return out
 
+    def _snapshot(self) -> tuple[int, dict[str, Any]]:
+        self._seq += 1
+        return self._seq, self.to_json()
+
+    def _write(self, seq: int, data: dict[str, Any]) -> None:
+        # Writes may run in worker threads in any order: an older snapshot
+        # never replaces a newer one.
+        with self._lock:
+            if seq <= self._written:
+                return
+            try:
+                atomic_write_json(self.directory.manifest_path, data)
+            except OSError as exc:  # a full disk must not kill the call
+                logger.error("call %s: cannot write manifest: %s", self.directory.call_id, exc)
+                return
+            self._written = seq
+
     def write(self) -> None:
-        try:
-            atomic_write_json(self.directory.manifest_path, self.to_json())
-        except OSError as exc:  # a full disk must not kill the call
-            logger.error("call %s: cannot write manifest: %s", self.directory.call_id, exc)
+        """Write now, blocking (fsync): for start-up and tests."""
+        self._write(*self._snapshot())
+
+    def write_soon(self) -> None:
+        """Snapshot now, write in a worker thread: the event loop never waits
+        for the disk."""
+        seq, data = self._snapshot()
+        asyncio.get_running_loop().run_in_executor(None, self._write, seq, data)
+
+    async def write_async(self) -> None:
+        """Snapshot now and wait until it is on disk."""
+        seq, data = self._snapshot()
+        await asyncio.get_running_loop().run_in_executor(None, self._write, seq, data)
 
 
 def mark_interrupted(calls_root) -> list[str]:

@@ -50,7 +50,7 @@ class SharedPhotos:
 
             def saved(entry: dict[str, Any]) -> None:
                 manifest.photos.append(entry)
-                manifest.write()
+                manifest.write_soon()
 
             store = PhotoStore(
                 directory,
@@ -58,7 +58,7 @@ class SharedPhotos:
                 on_saved=saved,
             )
             manifest.status = "complete"
-            manifest.write()
+            await manifest.write_async()
             self._stores[(user, peer)] = (store, manifest)
             return store
 
