@@ -31,7 +31,7 @@ from callbot.web.access import client_ice_servers
 from callbot.web.auth import mint_token
 from callbot.web.gallery import add_gallery_routes
 from callbot.signaling.hub import CLOSE_GOING_AWAY, SignalingHub
-from callbot.signaling.registry import InMemoryRegistry
+from callbot.signaling.registry import InMemoryRegistry, Registry
 from callbot.web.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, WEBSOCKETS
 from callbot.web.photos_api import SharedPhotos, upload_photo
 from callbot.web.ws import websocket_handler
@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
     b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
 
+    c = p.add_argument_group("scale-out")
+    c.add_argument("--redis-url", default=None, help="share presence and routing with other nodes through Redis")
+    c.add_argument("--redis-lease", type=float, default=d.redis_lease, help="seconds a node's lease lasts")
+    c.add_argument("--node-id", default=None, help="this node's id in Redis (default: host and pid)")
+
     r = p.add_argument_group("recording")
     rd = d.recording
     r.add_argument("--no-record", action="store_true", default=not rd.enabled,
@@ -169,6 +174,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
             connect_timeout=float(a.connect_timeout),
         ),
         photos=PhotoConfig(max_bytes=int(a.max_photo_bytes), max_per_call=int(a.max_photos_per_call)),
+        redis_url=a.redis_url or None,
+        redis_lease=float(a.redis_lease),
+        node_id=a.node_id or None,
         recording=RecordingOptions(
             enabled=not a.no_record,
             mode=a.record_mode,
@@ -218,7 +226,13 @@ def create_app(config: Config) -> web.Application:
     app[ADDRESS_LIMITER] = AddressLimiter(config.security.max_connections_per_address)
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
-        registry = InMemoryRegistry()
+        registry: Registry
+        if config.redis_url:
+            from callbot.signaling.redis_registry import RedisRegistry  # redis only when asked for
+
+            registry = RedisRegistry(config.redis_url, node_id=config.node_id, lease_seconds=config.redis_lease)
+        else:
+            registry = InMemoryRegistry()
         await registry.start()
         hub = SignalingHub(
             registry,

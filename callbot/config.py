@@ -104,6 +104,12 @@ class Config:
     photos: PhotoConfig = field(default_factory=PhotoConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     recording: RecordingOptions = field(default_factory=RecordingOptions)
+    #: Presence and routing in Redis, shared by several nodes; None: in memory.
+    redis_url: str | None = None
+    #: Seconds a node's lease lasts; a dead node's users are gone within 4/3 of it.
+    redis_lease: float = 10.0
+    #: This node's id in Redis (default: host name and process id).
+    node_id: str | None = None
 
     def __post_init__(self) -> None:
         from .signaling.protocol import is_valid_username

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from .limits import TokenBucket
 from .protocol import error_message, presence_delta, presence_snapshot
-from .registry import Registry
+from .registry import Registry, RegistryUnavailable
 from .rules import (
     Action,
     Claim,
@@ -140,6 +140,10 @@ class ClientConnection:
         for action in self.session.incoming(payload):
             assert isinstance(action, Reply)
             self.enqueue(json.dumps(action.message))
+        if payload.get("type") == "error" and payload.get("code") == "presence-lost":
+            # Another node holds this name now: this connection must not go
+            # on speaking as it. The client is told, then disconnected.
+            asyncio.ensure_future(self._close_after_outbox(CLOSE_TRY_AGAIN_LATER, "username lost"))
 
     def enqueue(self, text: str) -> None:
         if self._closing:
@@ -152,6 +156,14 @@ class ClientConnection:
             logger.warning("conn #%d: outbox full (%d), dropping slow reader", self.id, self.hub.backlog)
             self._closing = True
             asyncio.ensure_future(self._close(CLOSE_TRY_AGAIN_LATER, "backlog full"))
+
+    async def _close_after_outbox(self, code: int, reason: str) -> None:
+        self._closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(None)  # the writer stops after what is queued
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        await self._close(code, reason)
 
     async def _write(self) -> None:
         while True:
@@ -196,7 +208,15 @@ class ClientConnection:
                     if self.session.state is State.LOGGED_IN:
                         actions += self.session.route_failed(action.target)
             elif isinstance(action, Claim):
-                if await registry.claim(action.username, self):
+                try:
+                    claimed = await registry.claim(action.username, self)
+                except RegistryUnavailable:
+                    if self.session.state is State.CLAIMING:
+                        actions += self.session.claim_failed(
+                            "unavailable", "signaling is briefly unavailable; try again in a moment"
+                        )
+                    continue
+                if claimed:
                     if self.session.state is not State.CLAIMING:
                         # Disconnected while claiming; disconnected() released.
                         await registry.release(action.username, self)

@@ -75,7 +75,7 @@ import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
-from .protocol import SignalingError
+from .registry import RegistryUnavailable  # noqa: F401  (re-exported: raised from here)
 from .registry import Endpoint, PresenceListener
 
 if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
@@ -84,10 +84,6 @@ if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
 logger = logging.getLogger(__name__)
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
-class RegistryUnavailable(SignalingError):
-    """Redis cannot be reached right now; the operation was not done."""
 
 
 class LinkState(enum.Enum):

@@ -14,10 +14,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Protocol
 
+from .protocol import SignalingError
+
 logger = logging.getLogger(__name__)
 
 #: Called with (username, online) whenever a user joins (True) or leaves.
 PresenceListener = Callable[[str, bool], None]
+
+
+class RegistryUnavailable(SignalingError):
+    """The shared registry (Redis) cannot be reached right now; the
+    operation was not done."""
 
 
 class Endpoint(Protocol):

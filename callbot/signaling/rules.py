@@ -159,12 +159,14 @@ class SignalingSession:
         self.state = State.LOGGED_IN
         return [Reply({**login_ok(self.username, users), **(extra or {})})]
 
-    def claim_failed(self) -> list[Action]:
+    def claim_failed(self, code: str = "username-taken", message: str | None = None) -> list[Action]:
+        """The claim did not succeed: the name is taken, or (``unavailable``)
+        the registry could not be asked; the client may try again."""
         if self.state is not State.CLAIMING:
             raise InvalidState("claim_failed", self.state)
         name, self.username = self.username, None
         self.state = State.CONNECTED
-        return [Reply(login_failed("username-taken", f"{name!r} is taken"))]
+        return [Reply(login_failed(code, message or f"{name!r} is taken"))]
 
     def route_failed(self, target: str) -> list[Action]:
         self.partners.discard(target)

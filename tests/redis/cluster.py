@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tests.helpers import Client
 
-NODE_MAIN = Path(__file__).resolve().parent / "node_main.py"
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = ROOT / "server.py"
 SERVING = re.compile(r"callbot serving on https?://127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 30.0
 
@@ -30,16 +31,15 @@ class Node:
                     lease: float = 2.0, extra: tuple[str, ...] = ()) -> "Node":
         directory.mkdir(parents=True, exist_ok=True)
         log = directory / f"{name}.log"
-        if redis_url is None:
-            args = [str(NODE_MAIN.parents[2] / "server.py")]
-        else:
-            args = [str(NODE_MAIN), "--redis-url", redis_url, "--redis-lease", str(lease), "--node-id", name]
+        args = [str(SERVER)]
+        if redis_url is not None:
+            args += ["--redis-url", redis_url, "--redis-lease", str(lease), "--node-id", name]
         args += ["--port", "0", "--ice-address", "127.0.0.1", "--data-dir", str(directory / "data"),
                  "--presence-interval", "0.05", "--log-level", "info", *extra]
         with open(log, "wb") as stderr:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-                cwd=str(NODE_MAIN.parents[2]),
+                cwd=str(ROOT),
             )
         try:
             port = await asyncio.wait_for(cls._read_port(process), START_TIMEOUT)
