@@ -201,3 +201,16 @@ async def test_redis_restart_nodes_reconnect_and_say_what_was_lost(start_nodes, 
     await wait_online(bob, {"carol"})
     await carol.send({"type": "close", "otherUsername": "bob"})
     await bob.recv_type("close", username="carol")
+
+
+async def test_a_login_while_redis_is_down_is_refused_and_can_be_retried(start_nodes, clients, redis_server) -> None:
+    (node1,) = await start_nodes("n1")
+    alice = await clients(node1, "alice")
+    redis_server.kill()
+    dave = await Client.connect(node1.ws_url)
+    reply = await dave.request({"type": "login", "username": "dave"}, "login")
+    assert reply["success"] is False and reply["error"] == "unavailable"
+    redis_server.start()
+    await alice.recv_type("error", timeout=15, code="signaling-interrupted")
+    await dave.login("dave")  # the same connection logs in once Redis is back
+    await dave.close()
