@@ -7,7 +7,9 @@
 For each run (mode:K), two fresh processes: a *server* that answers K calls
 with aiortc and records them, and a *sender* that makes the K calls, sending
 frames of a pre-encoded clip (bench/record_clip.py) as ``av.Packet``, so
-senders cost little and answer keyframe requests like a browser. Modes:
+senders cost little; the clip has a keyframe every second and a sender
+asked for one (PLI) skips to the next, so every mode receives the same kind
+of stream. Modes:
 
 - ``none``: calls received, frames not decoded, nothing recorded: what
   aiortc's receive path alone costs the server;
@@ -44,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-DEFAULT_RUNS = "none:16,passthrough:1,passthrough:16,transcode:1,transcode:2,mediarecorder:1,mediarecorder:2"
+DEFAULT_RUNS = "none:1,none:16,passthrough:1,passthrough:16,transcode:1,transcode:2,mediarecorder:1,mediarecorder:2"
 WARMUP = 4.0  # seconds after media starts before measuring (recorder settles, files open)
 
 
@@ -62,6 +64,9 @@ class Result:
     audio_sent: int
     audio_recorded: int
     dropped_counted: int
+    udp_drops: int = 0
+    loop_thread: float = 0.0  # % of a core, whole process
+    recorder_threads: float = 0.0
     pictures: int = 0
     pictures_decoded: int = 0
     errors: list = None  # type: ignore[assignment]
@@ -75,6 +80,30 @@ def _use_loopback() -> None:
     from callbot.peer.ice import restrict_host_addresses
 
     restrict_host_addresses(("127.0.0.1",))
+
+
+def _udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped because a socket's buffer was full (system-wide)."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds so far of each thread of this process, by native thread id."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
 
 
 def _rss_mb() -> float:
@@ -96,7 +125,7 @@ async def _sender(conn, calls: int, seconds: float, cache_dir: Path) -> None:
     from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
-    from record_clip import AUDIO_SAMPLES, FPS, load_clip
+    from record_clip import AUDIO_SAMPLES, FPS, KEYFRAME_EVERY, load_clip
 
     _use_loopback()
     clip = load_clip(cache_dir)
@@ -112,6 +141,7 @@ async def _sender(conn, calls: int, seconds: float, cache_dir: Path) -> None:
             self.count, self.tail = count, tail
             self.sent = 0
             self.want_keyframe = False
+            self.position = 0  # in the clip
             self.period = 1 / FPS if kind == "video" else AUDIO_SAMPLES / 48000
             self.t0: float | None = None
 
@@ -128,10 +158,13 @@ async def _sender(conn, calls: int, seconds: float, cache_dir: Path) -> None:
                 await asyncio.sleep(delay)
             self.sent += 1
             if self.kind == "video":
-                i = n % len(clip.video)
-                data = clip.video[i]
-                if self.want_keyframe and i:
-                    data, self.want_keyframe = clip.video_keyframes[i], False
+                if self.want_keyframe:
+                    # Answer a PLI: skip to the clip's next keyframe.
+                    self.want_keyframe = False
+                    if self.position % KEYFRAME_EVERY:
+                        self.position += KEYFRAME_EVERY - self.position % KEYFRAME_EVERY
+                data = clip.video[self.position % len(clip.video)]
+                self.position += 1
                 packet = av.Packet(data)
                 packet.pts, packet.time_base = n * 3000, fractions.Fraction(1, 90000)
             else:
@@ -209,6 +242,7 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
     RTCRtpReceiver.receive = receive
 
     offers = await loop.run_in_executor(None, conn.recv)
+    udp0 = _udp_rcvbuf_errors()
     pcs, recorders, media_recorders, taps = [], [], [], []
     for i, sdp in enumerate(offers):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -260,9 +294,20 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
     conn.send("go")
     await asyncio.sleep(WARMUP)  # media time: measure the steady state only
     measuring = True
-    cpu0, wall0, rss0 = _cpu(), time.monotonic(), _rss_mb()
+    cpu0, wall0, rss0, threads0 = _cpu(), time.monotonic(), _rss_mb(), _thread_cpu()
     await asyncio.sleep(max(1.0, seconds - WARMUP - 1.0))
-    cpu1, wall1, rss1 = _cpu(), time.monotonic(), _rss_mb()
+    cpu1, wall1, rss1, threads1 = _cpu(), time.monotonic(), _rss_mb(), _thread_cpu()
+    # The recorder's own threads (file writer, picture sampler); everything
+    # it does on the event loop (the tap) is in the loop thread's share.
+    ours = set()
+    for recorder, _ in recorders:
+        worker = recorder._worker
+        ours.add(worker.native_id)
+        if worker.sampler is not None:
+            ours.add(worker.sampler._thread.native_id)
+    window = wall1 - wall0
+    loop_cpu = threads1.get(os.getpid(), 0) - threads0.get(os.getpid(), 0)
+    recorder_cpu = sum(threads1.get(t, 0) - threads0.get(t, 0) for t in ours)
     measuring = False
     sent = await loop.run_in_executor(None, conn.recv)
 
@@ -281,6 +326,7 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
     for media_recorder in media_recorders:
         await media_recorder.stop()
     conn.send("bye")
+    udp_drops = _udp_rcvbuf_errors() - udp0
     monitor.cancel()
     for pc in pcs:
         await pc.close()
@@ -301,6 +347,8 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
         "lag_p99_ms": 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else 0.0,
         "lag_max_ms": 1000 * lags[-1] if lags else 0.0,
         "rss_growth_mb": rss1 - rss0,
+        "loop_thread": 100 * loop_cpu / window,
+        "recorder_threads": 100 * recorder_cpu / window,
         "video_sent": sent["video_sent"],
         "audio_sent": sent["audio_sent"],
         "video_recorded": video_rec,
@@ -310,6 +358,7 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
         "pictures_decoded": sum(s["frames"].get("decoded", 0) for s, _ in sections),
         "errors": sorted({e for s, _ in sections for e in s["errors"]})[:3],
         "sender_complete": sent["complete"],
+        "udp_drops": udp_drops,
     }
 
 
@@ -359,9 +408,9 @@ def run_one(mode: str, calls: int, seconds: float, cache_dir: Path, out_root: Pa
 
 def print_table(results: list[Result]) -> None:
     head = (
-        f"| {'mode':13} | {'calls':>5} | {'CPU/call':>8} | {'CPU total':>9} | {'loop lag p99':>12} | "
+        f"| {'mode':13} | {'calls':>5} | {'CPU/call':>8} | {'writer+sampler/call':>19} | {'CPU total':>9} | {'loop lag p99':>12} | "
         f"{'max':>7} | {'RSS growth':>10} | {'video sent':>10} | {'recorded':>8} | {'lost':>5} | "
-        f"{'audio lost':>10} | {'drops counted':>13} |"
+        f"{'audio lost':>10} | {'drops counted':>13} | {'UDP drops (host)':>16} |"
     )
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
@@ -372,9 +421,10 @@ def print_table(results: list[Result]) -> None:
         if r.mode == "transcode":
             alost = "(aac)"  # AAC frames are 1024 samples, not comparable
         print(
-            f"| {r.mode:13} | {r.calls:5d} | {r.cpu_per_call:7.1f}% | {r.cpu_total:8.1f}% | "
+            f"| {r.mode:13} | {r.calls:5d} | {r.cpu_per_call:7.1f}% | {r.recorder_threads / r.calls:18.2f}% | {r.cpu_total:8.1f}% | "
             f"{r.lag_p99_ms:9.1f} ms | {r.lag_max_ms:4.0f} ms | {r.rss_growth_mb:7.0f} MB | "
-            f"{r.video_sent:10d} | {recorded:>8} | {lost:>5} | {alost:>10} | {r.dropped_counted:13d} |"
+            f"{r.video_sent:10d} | {recorded:>8} | {lost:>5} | {alost:>10} | {r.dropped_counted:13d} | "
+            f"{r.udp_drops:16d} |"
             + (f" {r.note}" if r.note else "")
         )
     for r in results:

@@ -2,12 +2,11 @@
 
 Senders in ``record_bench.py`` send these encoded frames with aiortc (a track
 whose ``recv()`` returns ``av.Packet``), so a sender costs packetizing and
-SRTP, not encoding. A browser answers a keyframe request (RTCP PLI) with a
-keyframe; to behave the same without an encoder, the clip is encoded twice:
-once as a normal stream (one keyframe, at the start, like a browser that is
-never asked) and once as keyframes only; a sender that gets a PLI sends the
-next frame from the keyframe version. (The deltas that follow then reference
-a slightly different picture; decoders do not notice, and nobody looks.)
+SRTP, not encoding. The clip has a keyframe every second: a browser sends one
+when asked (RTCP PLI), and the recorder asks about once a second for its
+pictures. A sender that gets a PLI skips ahead to the clip's next keyframe, so
+it answers within a second and every frame still decodes cleanly (the
+content jumps a little, which nobody watches).
 
 The clip is cached (not in the repository) and rebuilt when missing.
 """
@@ -27,12 +26,12 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30
 AUDIO_RATE, AUDIO_SAMPLES = 48000, 960
 # What Chrome sends at 720p on a good link.
 VIDEO_BITRATE = 2_000_000
+KEYFRAME_EVERY = FPS
 
 
 @dataclass
 class Clip:
-    video: list[bytes]  # frame 0 is a keyframe, the rest deltas
-    video_keyframes: list[bytes]  # the same pictures, each a keyframe
+    video: list[bytes]  # a keyframe every KEYFRAME_EVERY frames, deltas between
     audio: list[bytes]  # 20 ms Opus frames
 
     @property
@@ -50,12 +49,12 @@ def _picture(index: int, texture: np.ndarray) -> np.ndarray:
     return img
 
 
-def _encode_video(frames: int, keyframes_only: bool) -> list[bytes]:
+def _encode_video(frames: int) -> list[bytes]:
     ctx = av.CodecContext.create("libvpx", "w")
     ctx.width, ctx.height, ctx.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     ctx.time_base = fractions.Fraction(1, FPS)
     ctx.bit_rate = VIDEO_BITRATE
-    ctx.gop_size = 1 if keyframes_only else 100000
+    ctx.gop_size = KEYFRAME_EVERY
     # aiortc's own real-time VP8 settings.
     ctx.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0", "static-thresh": "1"}
     rng = np.random.default_rng(7)
@@ -65,8 +64,8 @@ def _encode_video(frames: int, keyframes_only: bool) -> list[bytes]:
     for i in range(frames):
         frame = av.VideoFrame.from_ndarray(_picture(i, texture), format="bgr24").reformat(format="yuv420p")
         frame.pts = i
-        if keyframes_only:
-            frame.pict_type = av.video.frame.PictureType.I
+        # Exactly on the second, whatever the encoder's own scene detection says.
+        frame.pict_type = av.video.frame.PictureType.I if i % KEYFRAME_EVERY == 0 else av.video.frame.PictureType.NONE
         out += [bytes(p) for p in ctx.encode(frame)]
     out += [bytes(p) for p in ctx.encode(None)]
     return out
@@ -88,17 +87,16 @@ def _encode_audio(frames: int) -> list[bytes]:
 
 
 def load_clip(cache_dir: Path, seconds: int = 10) -> Clip:
-    path = cache_dir / f"clip-{WIDTH}x{HEIGHT}p{FPS}-vp8-{seconds}s.pickle"
+    path = cache_dir / f"clip-{WIDTH}x{HEIGHT}p{FPS}-vp8-gop{KEYFRAME_EVERY}-{seconds}s.pickle"
     if path.exists():
         return pickle.loads(path.read_bytes())
     cache_dir.mkdir(parents=True, exist_ok=True)
     frames = seconds * FPS
     clip = Clip(
-        video=_encode_video(frames, keyframes_only=False),
-        video_keyframes=_encode_video(frames, keyframes_only=True),
+        video=_encode_video(frames),
         audio=_encode_audio(seconds * AUDIO_RATE // AUDIO_SAMPLES),
     )
-    assert len(clip.video) == len(clip.video_keyframes) == frames
+    assert len(clip.video) == frames
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(clip))
     tmp.replace(path)

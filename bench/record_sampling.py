@@ -84,7 +84,7 @@ def main() -> None:
 
     all_ms = cpu_ms(decode_all, 2) / len(packets)
 
-    keyframe = av.Packet(clip.video_keyframes[len(clip.video_keyframes) // 2])
+    keyframe = av.Packet(clip.video[len(clip.video) // 2 // FPS * FPS])
     state = {}
 
     def decode_keyframe():

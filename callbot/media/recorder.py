@@ -134,6 +134,7 @@ class _Worker(threading.Thread):
         self.file_closed = False
         self.started = False
         self.sampler: FrameSampler | None = None
+        self._for_sampler: list[tuple[EncodedFrame, float]] = []
         self.errors: list[str] = []
         self.stop_reason: str | None = None
         self._log = recorder.log_prefix
@@ -159,6 +160,10 @@ class _Worker(threading.Thread):
                         break
                 if not self.started:
                     self._maybe_start(force=stopping)
+                if self._for_sampler:
+                    # One hand-over per batch: a thread switch per frame costs more.
+                    self.sampler.offer(self._for_sampler)  # type: ignore[union-attr]
+                    self._for_sampler = []
         except Exception as exc:
             logger.exception("%s: recorder failed", self._log)
             self.errors.append(f"recorder failed: {exc!r}")
@@ -341,7 +346,7 @@ class _Worker(threading.Thread):
         track.frames += 1
         if frame.kind == "video":
             if self.sampler is not None:
-                self.sampler.offer(frame, ms / 1000)
+                self._for_sampler.append((frame, ms / 1000))
             interval = self.options.keyframe_interval
             if interval > 0 and ms - track.last_keyframe_ms >= interval * 1000:
                 self._request_keyframe(track)

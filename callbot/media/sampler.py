@@ -23,10 +23,10 @@ as JPEG (OpenCV) atomically, so a picture on disk is always whole.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import math
-import queue
 import random
 import threading
 from collections.abc import Callable
@@ -69,9 +69,10 @@ class SavedFrame:
 class FrameSampler:
     """Saves ``frame-NNNNNN.jpg`` every ``interval`` seconds of the video track.
 
-    Fed by the recorder's worker with ``(frame, t)``; :meth:`offer` never
-    blocks: when the sampler is behind, the frame is dropped and counted,
-    and the sampler waits for the next keyframe.
+    Fed by the recorder's worker with batches of ``(frame, t)`` (one wake-up
+    per batch, not per frame); :meth:`offer` never blocks: when the sampler
+    is behind, frames are dropped and counted, and the sampler waits for the
+    next keyframe.
     """
 
     def __init__(
@@ -92,7 +93,10 @@ class FrameSampler:
         self.max_pending = max_pending
         self._request_keyframe = request_keyframe
         self._jpeg_params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-        self._queue: queue.Queue[tuple[EncodedFrame, float] | None] = queue.Queue(queue_size)
+        self._queue_size = queue_size
+        self._batches: collections.deque[list[tuple[EncodedFrame, float]] | None] = collections.deque()
+        self._queued = 0  # frames in _batches
+        self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         # Worker-thread state.
         self._decoder: Any = None
@@ -118,19 +122,30 @@ class FrameSampler:
     def start(self) -> None:
         self._thread.start()
 
-    def offer(self, frame: EncodedFrame, t: float) -> None:
-        try:
-            self._queue.put_nowait((frame, t))
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
-                logger.warning("%s: behind, %d frames dropped", self._thread.name, self.dropped)
+    def offer(self, items: list[tuple[EncodedFrame, float]]) -> None:
+        """Queue video frames with their file times; never blocks."""
+        if not items:
+            return
+        with self._cond:
+            room = self._queue_size - self._queued
+            if room < len(items):
+                lost = len(items) - max(room, 0)
+                self.dropped += lost
+                if self.dropped == lost or self.dropped % 100 < lost:
+                    logger.warning("%s: behind, %d frames dropped", self._thread.name, self.dropped)
+                items = items[: max(room, 0)]
+            if items:
+                self._batches.append(items)
+                self._queued += len(items)
+                self._cond.notify()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish queued frames and end the thread (blocking; call off the loop)."""
         if not self._thread.is_alive():
             return
-        self._queue.put(None, timeout=timeout)
+        with self._cond:
+            self._batches.append(None)
+            self._cond.notify()
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, Any]:
@@ -149,13 +164,18 @@ class FrameSampler:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            with self._cond:
+                self._cond.wait_for(lambda: self._batches)
+                batch = self._batches.popleft()
+                if batch is not None:
+                    self._queued -= len(batch)
+            if batch is None:
                 return
-            try:
-                self._on_frame(*item)
-            except Exception:
-                logger.exception("%s: frame failed", self._thread.name)
+            for frame, t in batch:
+                try:
+                    self._on_frame(frame, t)
+                except Exception:
+                    logger.exception("%s: frame failed", self._thread.name)
 
     def _on_frame(self, frame: EncodedFrame, t: float) -> None:
         if frame.codec not in _DECODERS:
@@ -202,9 +222,10 @@ class FrameSampler:
         """Feed ``frames`` to the decoder (they follow what it saw last); the last picture."""
         if not frames:
             return None
-        if self._decoder is None or frames[0].keyframe:
-            # A fresh decoder per keyframe: cheap, and no state can leak
-            # from frames that were skipped.
+        if self._decoder is None:
+            # Kept across pictures (creating one costs about as much as
+            # decoding a keyframe); a keyframe resets its state anyway, and
+            # after an error it is replaced.
             self._decoder = av.CodecContext.create(_DECODERS[frames[0].codec], "r")
             self._decoder.thread_count = 1
         picture = None
