@@ -195,10 +195,8 @@ async def test_slow_disk_drops_are_counted_logged_and_file_stays_valid(watch, tm
 
 
 async def test_stop_is_idempotent_and_add_track_after_stop_is_refused(watch, tmp_path):
-    recorder_box: list[CallRecorder] = []
     call_dir = create_call_directory(tmp_path / "calls")
     recorder = CallRecorder(call_dir, RecordingOptions())
-    recorder_box.append(recorder)
     tracks = []
 
     def on_track(track, receiver):
