@@ -101,6 +101,14 @@ class Client:
         self.username = username
         return reply
 
+    async def close_code(self, timeout: float = TIMEOUT) -> int:
+        """Skip text frames until the server closes; return its close code."""
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+                return msg.data
+
     async def close(self) -> None:
         await self.ws.close()
         await self.session.close()

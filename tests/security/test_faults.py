@@ -6,8 +6,10 @@ import asyncio
 import json
 import signal
 import time
+from typing import Any, AsyncIterator
 
-import aiohttp
+import pytest
+
 
 from tests.helpers import Client
 from tests.peer_client import Caller
@@ -19,83 +21,77 @@ def manifests(data_dir) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((data_dir / "calls").glob("*/meta.json"))]
 
 
-async def test_sigterm_mid_call_ends_calls_closes_sockets_1001_and_exits_quickly(tmp_path):
-    server = await ServerProcess.start(tmp_path)
-    try:
-        alice = await Client.connect(server.ws_url)
-        await alice.login("alice")
-        caller = Caller(alice)
-        await caller.call()
-        started = time.monotonic()
-        server.signal(signal.SIGTERM)
-        msg = await alice.ws.receive(timeout=10)
-        while msg.type is aiohttp.WSMsgType.TEXT:  # the bot's close comes first
-            msg = await alice.ws.receive(timeout=10)
-        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
-        assert await server.wait() == 0
-        assert time.monotonic() - started < 5
-        (meta,) = manifests(tmp_path)
-        assert meta["status"] == "complete" and meta["end_reason"] == "server-shutdown"
-        await caller.pc.close()
-        await alice.session.close()
-    finally:
-        await server.stop()
+@pytest.fixture
+async def server(tmp_path) -> AsyncIterator[ServerProcess]:
+    proc = await ServerProcess.start(tmp_path)
+    yield proc
+    await proc.stop()
 
 
-async def test_sigkill_mid_call_leaves_a_manifest_marked_interrupted_at_restart(tmp_path):
-    server = await ServerProcess.start(tmp_path)
-    try:
-        alice = await Client.connect(server.ws_url)
-        await alice.login("alice")
-        caller = Caller(alice)
-        await caller.call()
-        server.signal(signal.SIGKILL)
-        await server.wait()
-        (meta,) = manifests(tmp_path)
-        assert meta["status"] == "in-progress"  # the crash left it so
-        await caller.pc.close()
-        await alice.session.close()
-    finally:
-        await server.stop()
-    server = await ServerProcess.start(tmp_path)
+async def call_bot(server: ServerProcess, *, photos: bool = False) -> tuple[Client, Caller, Any]:
+    """alice logs in and calls the bot; with ``photos``, over an open photos channel."""
+    alice = await Client.connect(server.ws_url)
+    await alice.login("alice")
+    caller = Caller(alice)
+    channel = caller.pc.createDataChannel("photos") if photos else None
+    opened = asyncio.Event()
+    if channel is not None:
+        channel.on("open", opened.set)
+    await caller.call()
+    if channel is not None:
+        await asyncio.wait_for(opened.wait(), 10)
+    return alice, caller, channel
+
+
+async def test_sigterm_mid_call_ends_calls_closes_sockets_1001_and_exits_quickly(server, tmp_path):
+    alice, caller, _ = await call_bot(server)
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert await alice.close_code() == 1001  # after the bot's close message
+    assert await server.wait() == 0
+    assert time.monotonic() - started < 5
+    (meta,) = manifests(tmp_path)
+    assert meta["status"] == "complete" and meta["end_reason"] == "server-shutdown"
+    await caller.pc.close()
+    await alice.session.close()
+
+
+async def test_sigkill_mid_call_leaves_a_manifest_marked_interrupted_at_restart(server, tmp_path):
+    alice, caller, _ = await call_bot(server)
+    server.signal(signal.SIGKILL)
+    await server.wait()
+    (meta,) = manifests(tmp_path)
+    assert meta["status"] == "in-progress"  # the crash left it so
+    await caller.pc.close()
+    await alice.session.close()
+    restarted = await ServerProcess.start(tmp_path)
     try:
         (meta,) = manifests(tmp_path)
         assert meta["status"] == "interrupted" and meta["end_reason"] == "server-crashed"
     finally:
-        await server.stop()
+        await restarted.stop()
 
 
-async def test_client_vanishing_mid_photo_never_leaves_a_saved_photo(tmp_path):
-    server = await ServerProcess.start(tmp_path)
-    try:
-        alice = await Client.connect(server.ws_url)
-        await alice.login("alice")
-        caller = Caller(alice)
-        channel = caller.pc.createDataChannel("photos")
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
-        await caller.call()
-        await asyncio.wait_for(opened.wait(), 10)
-        data = make_jpeg(1_000_000)
-        channel.send(begin_message("half", data))
-        for part in chunked(data)[:2]:  # half the photo, then gone without a word
-            channel.send(part)
-        await caller.pc.close()
-        await alice.session.close()  # socket dropped, no close frame
-        # the server notices, ends the call and finalizes its manifest
-        async def finished() -> dict:
-            while True:
-                metas = manifests(tmp_path)
-                if metas and metas[0]["status"] == "complete":
-                    return metas[0]
-                await asyncio.sleep(0.05)
-        meta = await asyncio.wait_for(finished(), 15)
-        assert meta["photos"] == []
-        call_dir = next((tmp_path / "calls").iterdir())
-        assert sorted(p.name for p in call_dir.iterdir() if "photo" in p.name or p.name.startswith(".tmp")) == []
-        # and the server carries on
-        bob = await Client.connect(server.ws_url)
-        await bob.login("bob")
-        await bob.close()
-    finally:
-        await server.stop()
+async def test_client_vanishing_mid_photo_never_leaves_a_saved_photo(server, tmp_path):
+    alice, caller, channel = await call_bot(server, photos=True)
+    data = make_jpeg(1_000_000)
+    channel.send(begin_message("half", data))
+    for part in chunked(data)[:2]:  # half the photo, then gone without a word
+        channel.send(part)
+    await caller.pc.close()
+    await alice.session.close()  # socket dropped, no close frame
+    # the server notices, ends the call and finalizes its manifest
+    async def finished() -> dict:
+        while True:
+            metas = manifests(tmp_path)
+            if metas and metas[0]["status"] == "complete":
+                return metas[0]
+            await asyncio.sleep(0.05)
+    meta = await asyncio.wait_for(finished(), 15)
+    assert meta["photos"] == []
+    call_dir = next((tmp_path / "calls").iterdir())
+    assert sorted(p.name for p in call_dir.iterdir() if "photo" in p.name or p.name.startswith(".tmp")) == []
+    # and the server carries on
+    bob = await Client.connect(server.ws_url)
+    await bob.login("bob")
+    await bob.close()

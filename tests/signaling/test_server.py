@@ -108,10 +108,7 @@ async def test_each_bad_input_gets_an_error_and_the_connection_keeps_working(con
 async def test_binary_frame_closes_with_1003(connect):
     alice = await connect("alice")
     await alice.ws.send_bytes(b"\x00\x01")
-    msg = await alice.ws.receive(timeout=5)
-    while msg.type is aiohttp.WSMsgType.TEXT:
-        msg = await alice.ws.receive(timeout=5)
-    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1003
+    assert await alice.close_code() == 1003
     # the server carries on, and the name is free again
     other = await connect()
     await other.login("alice")
@@ -120,10 +117,7 @@ async def test_binary_frame_closes_with_1003(connect):
 async def test_oversized_frame_closes_with_1009(connect):
     alice = await connect("alice")
     await alice.send(json.dumps({"type": "presence", "pad": "x" * (64 * 1024)}))
-    msg = await alice.ws.receive(timeout=5)
-    while msg.type is aiohttp.WSMsgType.TEXT:
-        msg = await alice.ws.receive(timeout=5)
-    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    assert await alice.close_code() == 1009
     other = await connect()
     await other.login("alice")
 
@@ -176,8 +170,5 @@ async def test_server_shutdown_closes_sockets_with_1001(tmp_path):
         alice = await Client.connect(srv.ws_url)
         await alice.login("alice")
         await srv.runner.shutdown()
-        msg = await alice.ws.receive(timeout=5)
-        while msg.type is aiohttp.WSMsgType.TEXT:
-            msg = await alice.ws.receive(timeout=5)
-        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+        assert await alice.close_code() == 1001
         await alice.session.close()
