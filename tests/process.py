@@ -29,7 +29,7 @@ class ServerProcess:
         )
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout)).decode()
-        match = re.search(r"serving on (http://\S+)", line)
+        match = re.search(r"serving on (https?://\S+)", line)
         if not match:
             proc.kill()
             raise RuntimeError(f"server did not start: {line!r}")

@@ -181,3 +181,17 @@ async def test_another_users_call_is_refused(tmp_path):
             assert (await get(f"/api/calls/{call_id}/files/probe.jpg", "root", admin=True))[0] == 200
         await caller.pc.close()
         await alice.close()
+
+
+async def test_calls_end_at_the_duration_limit(tmp_path):
+    async with running_server(secured(tmp_path, max_call_seconds=1.0)) as srv:
+        alice = await Client.connect(srv.ws_url)
+        await alice.login("alice")
+        caller = Caller(alice)
+        await caller.call()
+        call = srv.app[BOT].calls["alice"]
+        assert await alice.recv_type("close", timeout=10) == {"type": "close", "username": "bot"}
+        await asyncio.wait_for(call.ended.wait(), 10)
+        assert call.manifest.end_reason == "max-duration"
+        await caller.pc.close()
+        await alice.close()
