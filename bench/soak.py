@@ -62,6 +62,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=int, default=5, help="calls before the first snapshot")
+    parser.add_argument("--every", type=float, default=30, help="seconds between progress snapshots")
     args = parser.parse_args()
     restrict_host_addresses(("127.0.0.1",))
     photo = make_jpeg(200_000)
@@ -75,10 +76,17 @@ async def main() -> None:
             await asyncio.sleep(1)  # let the warm-up calls' teardown finish before measuring
             before = await snapshot(server)
             calls = 0
-            deadline = time.monotonic() + args.seconds
+            start = time.monotonic()
+            deadline = start + args.seconds
+            next_report = start + args.every
             while time.monotonic() < deadline:
                 await one_call(client, photo)
                 calls += 1
+                if time.monotonic() >= next_report:
+                    next_report += args.every
+                    now = await snapshot(server)
+                    print(f"  {time.monotonic() - start:6.0f} s  {calls:6d} calls  rss {now['rss_kib']} KiB"
+                          f"  fds {now['fds']}  threads {now['threads']}  tasks {now['tasks']}", flush=True)
             await asyncio.sleep(1)  # same settling time as before the first snapshot
             after = await snapshot(server)
             await client.close()
