@@ -20,13 +20,13 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..config import Config
 from ..signaling.protocol import IceCandidate
 from ..storage import CallDirectory
+from ..media.photos import PHOTOS_LABEL, PhotoChannel, PhotoLimits, PhotoStore, attach_photo_channel
+from ..media.recorder import CallRecorder
+from ..media.tap import EncodedFrameTap
+from . import talkback
 from .ice import rtc_configuration
 from .manifest import CallManifest
 from .sdp import CandidateError, add_bitrate_hints, parse_candidate
-from ..media.recorder import CallRecorder
-from ..media.tap import EncodedFrameTap
-from ..media.photos import PHOTOS_LABEL, PhotoChannel, PhotoLimits, PhotoStore, attach_photo_channel
-from . import talkback
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,21 @@ class BotCall:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
         self._media = CallMedia(self)
-        self.log = logging.LoggerAdapter(logger, {})
         self.pc.on("connectionstatechange", self._on_connection_state)
-        self.pc.on("track", self._media.on_track)
-        self.pc.on("datachannel", self._media.on_datachannel)
+        self.pc.on("track", self._guarded(self._media.on_track))
+        self.pc.on("datachannel", self._guarded(self._media.on_datachannel))
+
+    def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A failure inside one call's event handler ends that call, with the
+        reason in the log and the manifest; the server and other calls go on."""
+        def run(arg: Any) -> None:
+            try:
+                handler(arg)
+            except Exception as exc:
+                logger.exception("call %s: %s failed", self.id, handler.__name__)
+                self.manifest.errors.append(f"{handler.__name__}: {type(exc).__name__}: {exc}")
+                self._spawn(self.end("internal-error"), "end")
+        return run
 
     @property
     def ending(self) -> bool:
@@ -74,7 +85,7 @@ class BotCall:
     async def answer(self, offer_sdp: str) -> None:
         """Apply the caller's offer and send back an answer with our candidates
         inside it (aiortc gathers during setLocalDescription and never trickles)."""
-        self.manifest.write_soon()
+        self.manifest.update()
         check_offer(offer_sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         self._remote_set = True
@@ -110,14 +121,14 @@ class BotCall:
             candidate = parse_candidate(init) if init is not None else None
             await self.pc.addIceCandidate(candidate)
         except (CandidateError, ValueError) as exc:
-            self.log.info("call %s: candidate ignored: %s", self.id, exc)
+            logger.info("call %s: candidate ignored: %s", self.id, exc)
             self._send({"type": "error", "code": "bad-candidate", "message": str(exc)})
 
     # -- state ----------------------------------------------------------------------
 
     async def _on_connection_state(self) -> None:
         state = self.pc.connectionState
-        self.log.info("call %s (%s): connection %s", self.id, self.caller, state)
+        logger.info("call %s (%s): connection %s", self.id, self.caller, state)
         if state == "connected" and not self.connected.is_set():
             self.manifest.connected_at = time.time()
             self.connected.set()
@@ -137,7 +148,7 @@ class BotCall:
         await self.end("max-duration")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        task = asyncio.get_running_loop().create_task(coro, name=f"call {self.id} {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -148,7 +159,7 @@ class BotCall:
             await self.ended.wait()
             return
         self._ending = True
-        self.log.info("call %s (%s): ending: %s", self.id, self.caller, reason)
+        logger.info("call %s (%s): ending: %s", self.id, self.caller, reason)
         if notify and reason not in ("caller-closed", "caller-left"):
             self._send({"type": "close"})
         current = asyncio.current_task()
@@ -210,7 +221,7 @@ class CallMedia:
             (t.receiver for t in call.pc.getTransceivers() if t.receiver.track is track), None
         )
         self._incoming[track.kind] = track
-        call.log.info("call %s: incoming %s track", call.id, track.kind)
+        logger.info("call %s: incoming %s track", call.id, track.kind)
         # Encoded frames are tapped before aiortc's decoder; the decoder only
         # runs when something reads decoded frames (overlay talk-back).
         tap = EncodedFrameTap.attach(receiver, track, decode=self._talkback.needs_decoded(track.kind))
@@ -223,7 +234,7 @@ class CallMedia:
 
     def on_datachannel(self, channel: Any) -> None:
         call = self.call
-        call.log.info("call %s: data channel %r", call.id, channel.label)
+        logger.info("call %s: data channel %r", call.id, channel.label)
         if channel.label != PHOTOS_LABEL:
             return
         if self._photo_store is None:
@@ -242,7 +253,7 @@ class CallMedia:
     def write_manifest(self) -> None:
         """The manifest with the recorder's live status in it."""
         self.call.manifest.recording = self._recorder.status()
-        self.call.manifest.write_soon()
+        self.call.manifest.update()
 
     def on_connected(self) -> None:
         call = self.call

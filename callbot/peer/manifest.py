@@ -86,31 +86,33 @@ class CallManifest:
         self._seq += 1
         return self._seq, self.to_json()
 
-    def _write(self, seq: int, data: dict[str, Any]) -> None:
+    def _write(self, seq: int, data: dict[str, Any], fsync: bool = True) -> None:
         # Writes may run in worker threads in any order: an older snapshot
         # never replaces a newer one.
         with self._lock:
             if seq <= self._written:
                 return
             try:
-                atomic_write_json(self.directory.manifest_path, data)
+                atomic_write_json(self.directory.manifest_path, data, fsync=fsync)
             except OSError as exc:  # a full disk must not kill the call
                 logger.error("call %s: cannot write manifest: %s", self.directory.call_id, exc)
                 return
             self._written = seq
 
     def write(self) -> None:
-        """Write now, blocking (fsync): for start-up and tests."""
+        """Write now, blocking, with fsync: for start-up and tests."""
         self._write(*self._snapshot())
 
-    def write_soon(self) -> None:
-        """Snapshot now, write in a worker thread: the event loop never waits
-        for the disk."""
-        seq, data = self._snapshot()
-        asyncio.get_running_loop().run_in_executor(None, self._write, seq, data)
+    def update(self) -> None:
+        """Rewrite it now, during the call: atomic (complete or absent, never
+        half) but without fsync, so the event loop does not wait for the disk;
+        the files it lists are fsynced by their writers, and the final write is
+        fsynced (:meth:`write_async`). A reader that got ``photo-saved`` finds
+        the photo in the manifest."""
+        self._write(*self._snapshot(), fsync=False)
 
     async def write_async(self) -> None:
-        """Snapshot now and wait until it is on disk."""
+        """Snapshot now and wait in a worker thread until it is durably on disk."""
         seq, data = self._snapshot()
         await asyncio.get_running_loop().run_in_executor(None, self._write, seq, data)
 

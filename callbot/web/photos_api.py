@@ -50,7 +50,7 @@ class SharedPhotos:
 
             def saved(entry: dict[str, Any]) -> None:
                 manifest.photos.append(entry)
-                manifest.write_soon()
+                manifest.update()
 
             store = PhotoStore(
                 directory,
