@@ -4,7 +4,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${1:-}"
+EXTRAS="${VENV_EXTRAS:-}"  # set by the caller; never its own arguments
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
