@@ -25,6 +25,7 @@ from ..signaling.protocol import IceCandidate
 from ..signaling.registry import Registry
 from ..storage import create_call_directory
 from .call import BotCall
+from . import sctp_speedup
 from .ice import restrict_host_addresses
 from .manifest import mark_interrupted
 
@@ -45,6 +46,7 @@ class Bot:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         restrict_host_addresses(config.ice.addresses)
+        sctp_speedup.install()
         interrupted = mark_interrupted(config.calls_dir)
         if interrupted:
             logger.warning("marked %d calls interrupted by a crash: %s", len(interrupted), ", ".join(interrupted))
