@@ -4,6 +4,7 @@
  */
 
 import { AppError } from './errors.js';
+import { withToken } from './token.js';
 
 /**
  * @typedef {object} CallSummary  one entry of GET /api/calls (callbot/web/gallery.py)
@@ -25,7 +26,7 @@ import { AppError } from './errors.js';
  */
 export async function fetchRtcConfig() {
   try {
-    const response = await fetch('/api/rtc-config', { headers: { accept: 'application/json' } });
+    const response = await fetch(withToken('/api/rtc-config'), { headers: { accept: 'application/json' } });
     if (!response.ok) return { iceServers: [] };
     const body = await response.json();
     return { iceServers: Array.isArray(body.iceServers) ? body.iceServers : [] };
@@ -41,7 +42,7 @@ export async function fetchRtcConfig() {
 export async function fetchCalls() {
   let response;
   try {
-    response = await fetch('/api/calls', { headers: { accept: 'application/json' } });
+    response = await fetch(withToken('/api/calls'), { headers: { accept: 'application/json' } });
   } catch (err) {
     throw new AppError('server-unreachable', String(err));
   }
@@ -68,7 +69,7 @@ export async function uploadPhotoCopy(photo) {
   });
   let response;
   try {
-    response = await fetch(`/api/photos?${query}`, {
+    response = await fetch(withToken(`/api/photos?${query}`), {
       method: 'POST',
       headers: { 'Content-Type': photo.mime },
       body: photo.blob,

@@ -3,6 +3,7 @@
  * the recording (served with range requests, so it seeks), photos and frames.
  */
 
+import { withToken } from './token.js';
 import { fetchCalls } from './api.js';
 import { describeError, errorCode } from './errors.js';
 import { clear, formatDuration, h } from './dom.js';
@@ -56,7 +57,7 @@ export function createGallery({ list, status, viewer, viewerBody, viewerTitle })
   function card(call) {
     const started = call.started_at ? new Date(call.started_at) : null;
     const thumb = call.thumbnail
-      ? h('img', { class: 'thumb', src: call.thumbnail, alt: '', loading: 'lazy' })
+      ? h('img', { class: 'thumb', src: withToken(call.thumbnail), alt: '', loading: 'lazy' })
       : h('div', { class: 'thumb thumb-empty', text: 'No picture' });
     const facts = [
       call.duration != null ? formatDuration(call.duration) : null,
@@ -97,7 +98,7 @@ export function createGallery({ list, status, viewer, viewerBody, viewerTitle })
       viewerBody.appendChild(
         h('video', {
           class: 'recording',
-          src: call.recording.url,
+          src: withToken(call.recording.url),
           controls: true,
           preload: 'metadata',
           playsInline: true,
@@ -126,8 +127,8 @@ export function createGallery({ list, status, viewer, viewerBody, viewerTitle })
           'ul',
           { class: 'strip-list' },
           ...images.map((image) =>
-            h('li', {}, h('a', { href: image.url, target: '_blank', rel: 'noopener' },
-              h('img', { src: image.url, alt: image.name, loading: 'lazy' }))),
+            h('li', {}, h('a', { href: withToken(image.url), target: '_blank', rel: 'noopener' },
+              h('img', { src: withToken(image.url), alt: image.name, loading: 'lazy' }))),
           ),
         )
         : h('p', { class: 'muted', text: `No ${title.toLowerCase()}.` }),

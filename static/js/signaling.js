@@ -3,6 +3,7 @@
  * See callbot/signaling/protocol.py for the wire format.
  */
 
+import { withToken } from './token.js';
 import { AppError } from './errors.js';
 
 /**
@@ -25,7 +26,7 @@ import { AppError } from './errors.js';
  */
 export function signalingUrl(location = window.location) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws`;
+  return withToken(`${scheme}//${location.host}/ws`, location);
 }
 
 /**
