@@ -68,31 +68,12 @@ from .photos_protocol import (
     saved_reply,
 )
 from .photos_store import PhotoStore, clean_name
+from . import photos_errors as _errors
 
 __all__ = [
     "PHOTOS_LABEL",
     "MIME_TYPES",
-    "ERROR_CODES",
-    "PhotoError",
-    "PeerError",
-    "ServerError",
-    "BadMessage",
-    "UnknownMime",
-    "TooLarge",
-    "ChunkTooLarge",
-    "TooManyChunks",
-    "SizeMismatch",
-    "HashMismatch",
-    "NotAnImage",
-    "MimeMismatch",
-    "UnexpectedChunk",
-    "UnexpectedEnd",
-    "IdMismatch",
-    "Interrupted",
-    "TooManyPhotos",
-    "Busy",
-    "StorageFailed",
-    "InvalidState",
+    *_errors.__all__,  # the whole error tree, ERROR_CODES included
     "PhotoLimits",
     "PhotoQuota",
     "PhotoSlot",
