@@ -1,4 +1,4 @@
-"""Fixtures for media tests: loopback ICE and receive-started events."""
+"""Fixtures for media tests: receive-started events (loopback ICE comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import logging
 
 import pytest
 
-from callbot.peer.ice import restore_host_addresses
-from tests.media.mediatest_support import ReceiveWatch, use_loopback_ice
+from tests.media.mediatest_support import ReceiveWatch
 
 
 @pytest.fixture
 def watch(monkeypatch) -> ReceiveWatch:
-    use_loopback_ice()
     yield ReceiveWatch(monkeypatch)
-    restore_host_addresses()
 
 
 @pytest.fixture(autouse=True)

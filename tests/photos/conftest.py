@@ -40,24 +40,6 @@ def png_300k() -> bytes:
     return make_png(300_000)
 
 
-@pytest.fixture
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ICE gather 127.0.0.1 only.
-
-    aioice's ``get_host_addresses`` skips 127.0.0.1 (and ::1) on purpose, so
-    on a machine whose only interface is ``lo`` two peers in one process find
-    no candidate pair. ``Connection.gather_candidates`` looks the function up
-    in the ``aioice.ice`` module namespace at call time, so replacing it there
-    (and nothing else) makes both peers offer a loopback host candidate.
-    """
-    import aioice.ice
-
-    def loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"] if use_ipv4 else []
-
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", loopback_addresses)
-
-
 class PhotoCall:
     """A caller and a bot in one process, joined by a ``photos`` data channel."""
 
@@ -105,7 +87,7 @@ async def open_photo_call(store: PhotoStore, **attach_options) -> PhotoCall:
 
 
 @pytest.fixture
-async def photo_call_factory(loopback_ice, call_dir):
+async def photo_call_factory(call_dir):
     """``await make(limits=..., **attach_options)``: an open call; closed after the test."""
     calls: list[PhotoCall] = []
 

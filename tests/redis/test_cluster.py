@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from callbot.peer.ice import restore_host_addresses, restrict_host_addresses
 from tests.helpers import Client
 
 from .cluster import Node, wait_left, wait_online
@@ -54,14 +53,6 @@ async def clients() -> AsyncIterator[Callable[[Node, str], Awaitable[Client]]]:
         await client.close()
 
 
-@pytest.fixture
-def loopback_ice() -> AsyncIterator[None]:
-    # aioice skips 127.0.0.1 when gathering; the in-test peers need it.
-    restrict_host_addresses(("127.0.0.1",))
-    yield
-    restore_host_addresses()
-
-
 def a_photo() -> bytes:
     """A real JPEG, big enough to need many data-channel messages."""
     rng = np.random.default_rng(7)
@@ -75,7 +66,7 @@ def candidate_lines(sdp: str) -> list[str]:
     return [line[2:] for line in sdp.splitlines() if line.startswith("a=candidate:")]
 
 
-async def test_a_call_with_a_photo_crosses_nodes(start_nodes, clients, loopback_ice) -> None:
+async def test_a_call_with_a_photo_crosses_nodes(start_nodes, clients) -> None:
     node1, node2 = await start_nodes("n1", "n2")
     alice = await clients(node1, "alice")
     bob = await clients(node2, "bob")
@@ -145,7 +136,7 @@ async def test_a_call_with_a_photo_crosses_nodes(start_nodes, clients, loopback_
         await callee.close()
 
 
-async def test_the_bot_answers_on_the_callers_node(start_nodes, clients, loopback_ice) -> None:
+async def test_the_bot_answers_on_the_callers_node(start_nodes, clients) -> None:
     node1, node2 = await start_nodes("n1", "n2")
     carol = await clients(node2, "carol")
     pc = RTCPeerConnection()
