@@ -102,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-bitrate", type=int, default=d.bot.min_bitrate_kbps, help="kb/s floor hinted to the caller")
     b.add_argument("--max-bitrate", type=int, default=d.bot.max_bitrate_kbps, help="kb/s ceiling hinted to the caller")
     b.add_argument("--max-calls", type=int, default=d.bot.max_calls, help="concurrent bot calls in total")
-    b.add_argument("--max-calls-per-user", type=int, default=d.bot.max_calls_per_user, help="concurrent bot calls per user")
     b.add_argument("--connect-timeout", type=float, default=d.bot.connect_timeout, help="seconds for a call to connect")
     b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
     b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
@@ -170,7 +169,6 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
             min_bitrate_kbps=int(a.min_bitrate),
             max_bitrate_kbps=int(a.max_bitrate),
             max_calls=int(a.max_calls),
-            max_calls_per_user=int(a.max_calls_per_user),
             connect_timeout=float(a.connect_timeout),
         ),
         photos=PhotoConfig(max_bytes=int(a.max_photo_bytes), max_per_call=int(a.max_photos_per_call)),

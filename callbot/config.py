@@ -33,7 +33,6 @@ class BotConfig:
     min_bitrate_kbps: int = 300
     max_bitrate_kbps: int = 4000
     max_calls: int = 32
-    max_calls_per_user: int = 2
     #: Seconds from answer to ICE connected before the call is given up.
     connect_timeout: float = 20.0
 
@@ -42,8 +41,8 @@ class BotConfig:
             raise ValueError(f"talkback must be one of {TALKBACK_MODES}, not {self.talkback!r}")
         if not 0 < self.min_bitrate_kbps <= self.start_bitrate_kbps <= self.max_bitrate_kbps:
             raise ValueError("bitrates must satisfy 0 < min <= start <= max")
-        if self.max_calls < 1 or self.max_calls_per_user < 1:
-            raise ValueError("call limits must be at least 1")
+        if self.max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
 
 
 @dataclass(frozen=True)
