@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fractions
-import re
 import time
 from typing import Any
 

@@ -35,7 +35,7 @@ class ServerProcess:
             raise RuntimeError(f"server did not start: {line!r}")
         return cls(proc, match.group(1))
 
-    def signal(self, sig: signal.Signals) -> None:
+    def send_signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
     async def wait(self, timeout: float = 15) -> int:

@@ -46,7 +46,7 @@ async def call_bot(server: ServerProcess, *, photos: bool = False) -> tuple[Clie
 async def test_sigterm_mid_call_ends_calls_closes_sockets_1001_and_exits_quickly(server, tmp_path):
     alice, caller, _ = await call_bot(server)
     started = time.monotonic()
-    server.signal(signal.SIGTERM)
+    server.send_signal(signal.SIGTERM)
     assert await alice.close_code() == 1001  # after the bot's close message
     assert await server.wait() == 0
     assert time.monotonic() - started < 5
@@ -58,7 +58,7 @@ async def test_sigterm_mid_call_ends_calls_closes_sockets_1001_and_exits_quickly
 
 async def test_sigkill_mid_call_leaves_a_manifest_marked_interrupted_at_restart(server, tmp_path):
     alice, caller, _ = await call_bot(server)
-    server.signal(signal.SIGKILL)
+    server.send_signal(signal.SIGKILL)
     await server.wait()
     (meta,) = manifests(tmp_path)
     assert meta["status"] == "in-progress"  # the crash left it so
