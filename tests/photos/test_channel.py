@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
+import random
 
 import pytest
 
@@ -49,7 +49,7 @@ async def test_photos_back_to_back_arrive_byte_identical(photo_call, jpeg_10k, j
 
 async def test_bad_photos_get_one_error_each_and_the_channel_stays_usable(photo_call, jpeg_10k, jpeg_300k) -> None:
     caller = photo_call.caller
-    noise = os.urandom(40_000)
+    noise = random.Random(40_000).randbytes(40_000)
     caller.send_photo(1, noise)                                        # valid hash, not an image
     caller.send_photo(2, jpeg_300k, sha256="0" * 64)                   # hash mismatch
     caller.send_photo(3, jpeg_300k, size=len(jpeg_300k) - 1)           # more bytes than declared
