@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiortc import RTCConfiguration, RTCPeerConnection  # noqa: E402
 from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
 
-from callbot.config import SecurityConfig  # noqa: E402
-from callbot.peer.ice import restrict_host_addresses  # noqa: E402
+from webapp.config import SecurityConfig  # noqa: E402
+from peer.compat import restrict_host_addresses  # noqa: E402
 from tests.helpers import Client, running_server, test_config  # noqa: E402
 from tests.peer_client import Caller, PatternVideoTrack  # noqa: E402
 

@@ -37,12 +37,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
 
-from callbot.media import photos_store  # noqa: E402
-from callbot.media.photos_channel import PHOTOS_LABEL, attach_photo_channel  # noqa: E402
-from callbot.media.photos_store import PhotoStore  # noqa: E402
-from callbot.peer import sctp_speedup  # noqa: E402
-from callbot.peer.ice import restrict_host_addresses  # noqa: E402
-from callbot.storage import create_call_directory  # noqa: E402
+from photos import store as photos_store  # noqa: E402
+from photos.channel import PHOTOS_LABEL, attach_photo_channel  # noqa: E402
+from photos.store import PhotoStore  # noqa: E402
+from peer import compat  # noqa: E402
+from peer.compat import restrict_host_addresses  # noqa: E402
+from media.storage import create_call_directory  # noqa: E402
 
 TIMEOUT = 60.0
 
@@ -180,7 +180,7 @@ class OwnCpu:
 async def run(args: argparse.Namespace) -> None:
     restrict_host_addresses(("127.0.0.1",))
     if not args.aiortc_reassembly:
-        sctp_speedup.install()  # as the bot does (callbot.peer.bot)
+        compat.install_sctp_speedup()  # as the bot does (peer.runtime)
     runs = args.warmup + args.runs
     with tempfile.TemporaryDirectory(prefix="photo-bench-") as tmp:
         store = PhotoStore(create_call_directory(Path(tmp)), fsync=not args.no_fsync)
@@ -269,7 +269,7 @@ def main() -> None:
                         help="no photo handling at all: aiortc's own floor for comparison")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the bot's timed runs")
     parser.add_argument("--aiortc-reassembly", action="store_true",
-                        help="without callbot.peer.sctp_speedup: aiortc's own quadratic reassembly")
+                        help="without peer.compat's SCTP speed-up: aiortc's own quadratic reassembly")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -77,7 +77,7 @@ class Result:
 
 
 def _use_loopback() -> None:
-    from callbot.peer.ice import restrict_host_addresses
+    from peer.compat import restrict_host_addresses
 
     restrict_host_addresses(("127.0.0.1",))
 
@@ -222,10 +222,10 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
     from aiortc.contrib.media import MediaRecorder
 
-    from callbot.media.options import RecordingOptions
-    from callbot.media.recorder import CallRecorder
-    from callbot.media.tap import EncodedFrameTap
-    from callbot.storage import atomic_write_json, create_call_directory
+    from media.options import RecordingOptions
+    from media.recorder import CallRecorder
+    from peer.tap import EncodedFrameTap
+    from media.storage import atomic_write_json, create_call_directory
 
     _use_loopback()
     loop = asyncio.get_running_loop()
@@ -264,11 +264,9 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
             if media_recorder is not None:
                 media_recorder.addTrack(track)  # reads decoded frames
                 return
+            tap = EncodedFrameTap.attach(receiver, track, decode=False)
             if recorder is not None:
-                tap = recorder.add_track(track, receiver)
-            else:
-                tap = EncodedFrameTap.attach(receiver, track)
-            tap.decode = False
+                recorder.add_source(tap)
             taps.append(tap)
 
         pc.on("track", on_track)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
-from callbot.peer.ice import restrict_host_addresses  # noqa: E402
+from peer.compat import restrict_host_addresses  # noqa: E402
 from tests.helpers import Client  # noqa: E402
 from tests.peer_client import Caller  # noqa: E402
 from tests.photos.helpers import PhotoCaller, make_jpeg  # noqa: E402

@@ -4,8 +4,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from callbot.peer.ice import restrict_host_addresses
-from tests.helpers import Client, RunningServer, running_server, test_config
+from peer.compat import restrict_host_addresses
+from tests.support.server import Client, RunningServer, running_server, test_config
 
 
 @pytest.fixture(autouse=True)

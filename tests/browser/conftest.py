@@ -18,45 +18,19 @@ from typing import AsyncIterator
 
 import pytest
 
-from callbot.config import BotConfig
-from tests.helpers import RunningServer, running_server, test_config
-
-CHROMIUM = os.environ.get("CALLBOT_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-#: Milliseconds for anything that involves ICE, media or the bot.
-SLOW = 30_000
-
-BASE_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-]
-#: Grants camera and microphone without a prompt.
-GRANT_MEDIA = "--use-fake-ui-for-media-stream"
-
+from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, SLOW
+from tests.support.server import RunningServer, running_server, test_config
+from webapp.config import BotConfig
 
 def _only_loopback() -> bool:
     # /sys/class/net shows the namespace sysfs was mounted in, not ours.
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
-def pytest_collection_modifyitems(config, items):
+def _require_chromium_in_loopback_only_namespace() -> None:
+    # Not skips: a browser test that cannot run fails and says why.
     if not Path(CHROMIUM).exists():
-        skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}")
-        here = Path(__file__).parent
-        for item in items:
-            if here in Path(item.path).parents:
-                item.add_marker(skip)
-
-
-def _require_loopback_only_namespace() -> None:
+        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/test installs Debian's chromium", pytrace=False)
     # Not a skip: outside a loopback-only namespace Chromium offers candidates
     # on every interface and calls can take odd paths; say so loudly.
     if not _only_loopback():
@@ -68,13 +42,10 @@ def _require_loopback_only_namespace() -> None:
         )
 
 
-page_server = running_server  # server.py wires every route the page uses
-
-
 @pytest.fixture
 async def server(tmp_path) -> AsyncIterator[RunningServer]:
     """A server whose bot sends video back (overlay), so remote video plays."""
-    async with page_server(test_config(tmp_path, bot=BotConfig(talkback="overlay"))) as srv:
+    async with running_server(test_config(tmp_path, bot=BotConfig(talkback="overlay"))) as srv:
         yield srv
 
 
@@ -82,7 +53,7 @@ async def server(tmp_path) -> AsyncIterator[RunningServer]:
 async def playwright_instance():
     from playwright.async_api import async_playwright
 
-    _require_loopback_only_namespace()
+    _require_chromium_in_loopback_only_namespace()
     async with async_playwright() as pw:
         yield pw
 
@@ -129,50 +100,3 @@ async def open_page(browser, server):
         await context.close()
 
 
-async def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-async def log_in(page, username: str) -> None:
-    from playwright.async_api import expect
-
-    await page.fill("#username", username)
-    await page.click("#login-button")
-    await expect(page.locator("#me-name")).to_have_text(username)
-
-
-async def wait_video_playing(page, selector: str, frames: int = 15) -> None:
-    """Waits until the <video> has decoded `frames` more frames than now."""
-    await page.wait_for_function(
-        """(sel) => { const v = document.querySelector(sel);
-             return v && v.readyState >= 2 && v.videoWidth > 0
-                    && v.getVideoPlaybackQuality().totalVideoFrames > 0; }""",
-        arg=selector, timeout=SLOW,
-    )
-    start = await page.evaluate(
-        "(sel) => document.querySelector(sel).getVideoPlaybackQuality().totalVideoFrames", selector
-    )
-    await page.wait_for_function(
-        """([sel, n]) => { const v = document.querySelector(sel);
-             return v.getVideoPlaybackQuality().totalVideoFrames > n && !v.paused; }""",
-        arg=[selector, start + frames], timeout=SLOW,
-    )
-
-
-async def eventually(check, timeout: float = SLOW / 1000, interval: float = 0.05):
-    """Returns check()'s first truthy result, retrying until `timeout` seconds;
-    for conditions on disk that no page event announces."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {check}")
-        await asyncio.sleep(interval)

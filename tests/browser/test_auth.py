@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from callbot.config import BotConfig, SecurityConfig
-from callbot.web.auth import mint_token
-from tests.browser.conftest import SLOW, log_in, page_server, wait_video_playing
-from tests.helpers import test_config
+from webapp.config import BotConfig, SecurityConfig
+from webapp.auth import mint_token
+from tests.support.browser import SLOW, log_in, wait_video_playing
+from tests.support.server import running_server, test_config
 
 SECRET = "browser-test-secret"
 
 
 async def test_page_with_a_token_logs_in_calls_and_sees_its_gallery(open_page, tmp_path):
     config = test_config(tmp_path, bot=BotConfig(talkback="overlay"), security=SecurityConfig(auth_secret=SECRET))
-    async with page_server(config) as srv:
+    async with running_server(config) as srv:
         token = mint_token(SECRET, "ruth")
         page = await open_page(f"{srv.url}/?token={token}")
         await log_in(page, "ruth")

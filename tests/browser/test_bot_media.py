@@ -8,8 +8,9 @@ import json
 
 from playwright.async_api import expect
 
-from callbot.web.keys import CONFIG
-from tests.browser.conftest import SLOW, eventually, log_in, screenshot, wait_video_playing
+from webapp.keys import CONFIG
+from tests.support.browser import SLOW, log_in, screenshot, wait_video_playing
+from tests.support.wait import eventually
 
 VIDEO_SUFFIXES = (".webm", ".mp4", ".mkv", ".ogv", ".mov")
 
@@ -56,7 +57,7 @@ async def test_bot_call_leaves_recording_frames_and_photo(open_page, server):
     await expect(page.locator("#call-state")).to_have_attribute("data-state", "ended")
 
     calls_dir = server.app[CONFIG].calls_dir
-    call_dir, meta = await eventually(lambda: _finished_call(calls_dir))
+    call_dir, meta = await eventually(lambda: _finished_call(calls_dir), SLOW / 1000)
     assert meta["caller"] == "olga"
     assert meta["duration"] > 0
 

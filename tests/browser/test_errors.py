@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import SLOW, log_in, page_server, screenshot
-from tests.helpers import Client, test_config
+from tests.support.browser import SLOW, log_in, screenshot
+from tests.support.server import Client, running_server, test_config
 
 
 async def test_username_taken_and_invalid(open_page):
@@ -35,7 +35,7 @@ async def test_username_taken_and_invalid(open_page):
 
 
 async def test_server_unreachable(open_page, tmp_path):
-    async with page_server(test_config(tmp_path / "gone")) as gone:
+    async with running_server(test_config(tmp_path / "gone")) as gone:
         page = await open_page(gone.url)
     # The server has stopped; the page is still open.
     await page.fill("#username", "erin")
@@ -59,7 +59,7 @@ async def test_user_offline(open_page, browser, tmp_path):
     # A long presence interval keeps "left" from reaching the page, so the
     # page still lists a user who is gone: the server answers user-offline.
     config = replace(test_config(tmp_path), presence_interval=60.0)
-    async with page_server(config) as srv:
+    async with running_server(config) as srv:
         ghost = await Client.connect(srv.ws_url)
         await ghost.login("ghost")
         context = await browser.new_context(viewport={"width": 1280, "height": 820})

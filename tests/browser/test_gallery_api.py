@@ -6,9 +6,9 @@ import json
 
 import aiohttp
 
-from callbot.storage import new_call_id
-from tests.browser.conftest import page_server
-from tests.helpers import test_config
+from media.storage import new_call_id
+
+from tests.support.server import running_server, test_config
 
 
 def _make_call(calls_dir, **meta):
@@ -31,7 +31,7 @@ async def test_calls_list_files_and_range_requests(tmp_path):
     calls = config.calls_dir
     call_id = _make_call(calls)
     _make_call(calls, kind="peer-to-peer")  # photo copies: not a bot call
-    async with page_server(config) as srv, aiohttp.ClientSession() as http:
+    async with running_server(config) as srv, aiohttp.ClientSession() as http:
         async with http.get(f"{srv.url}/api/calls") as r:
             body = await r.json()
         assert [c["call_id"] for c in body["calls"]] == [call_id]

@@ -8,8 +8,9 @@ import re
 
 from playwright.async_api import expect
 
-from callbot.web.keys import CONFIG
-from tests.browser.conftest import SLOW, eventually, log_in, screenshot, wait_video_playing
+from webapp.keys import CONFIG
+from tests.support.browser import SLOW, log_in, screenshot, wait_video_playing
+from tests.support.wait import eventually
 
 #: The sender's status once the peer confirmed (with a server copy or not).
 _DELIVERED = re.compile(r"^(delivered|saved|copy-failed)$")
@@ -79,4 +80,4 @@ async def test_peer_photo_copy_is_kept_on_server(open_page, server):
         return [p for p in root.rglob("*") if p.is_file() and p.suffix in (".jpg", ".jpeg")
                 and hashlib.sha256(p.read_bytes()).hexdigest() == sha256]
 
-    assert await eventually(stored)
+    assert await eventually(stored, SLOW / 1000)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.media.mediatest_support import ReceiveWatch
+from tests.support.media import ReceiveWatch
 
 
 @pytest.fixture
@@ -17,4 +17,4 @@ def watch(monkeypatch) -> ReceiveWatch:
 @pytest.fixture(autouse=True)
 def _media_logs(caplog):
     # Drop and keyframe warnings are part of what tests check.
-    caplog.set_level(logging.INFO, logger="callbot.media")
+    caplog.set_level(logging.INFO, logger="media")

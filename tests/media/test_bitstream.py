@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from callbot.media.bitstream import frame_info, h264_nal_units, h264_sps_size
+from media.bitstream import frame_info, h264_nal_units, h264_sps_size
 
 
 def encode(codec: str, width: int, height: int, count: int, **options) -> list[bytes]:

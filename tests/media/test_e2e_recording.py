@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from callbot.media.tap import EncodedFrameTap
-from callbot.web.keys import BOT
-from tests.media.mediatest_support import (
+from peer.tap import EncodedFrameTap
+from webapp.keys import BOT
+from tests.support.media import (
+    check_pictures,
     AUDIO_RATE,
     AUDIO_SAMPLES,
     FPS,
@@ -20,8 +21,7 @@ from tests.media.mediatest_support import (
     inspect_recording,
     prefer_codec,
 )
-from tests.media.test_recorder import check_pictures
-from tests.peer_client import Caller
+from tests.support.caller import Caller
 
 SECONDS = 10.0
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from callbot.media.echo import EncodedEchoTrack
-from callbot.media.tap import EncodedFrameTap
-from tests.media.mediatest_support import FPS, nearest_palette, open_call, read_pattern
+from peer.echo import EncodedEchoTrack
+from peer.tap import EncodedFrameTap
+from tests.support.media import FPS, nearest_palette, open_call, read_pattern
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from callbot.media.queues import AsyncFrameQueue, ThreadFrameQueue, TrackEnded
-from callbot.media.tap import EncodedFrame
+from media.queues import AsyncFrameQueue, ThreadFrameQueue, TrackEnded
+from peer.tap import EncodedFrame
 
 
 class StubTap:
@@ -58,7 +58,7 @@ def test_full_queue_drops_new_audio_and_counts_and_logs(caplog):
     tap = StubTap("audio")
     q = ThreadFrameQueue(3, name="test")
     q.bind(tap)
-    with caplog.at_level(logging.WARNING, logger="callbot.media.queues"):
+    with caplog.at_level(logging.WARNING, logger="media.queues"):
         for i in range(5):
             q.on_frame(frame("audio", i, True))
     assert [f.index for f in drain(q)] == [0, 1, 2]

@@ -10,12 +10,14 @@ from pathlib import Path
 import cv2
 import pytest
 
-from callbot.media import containers
-from callbot.media.errors import InvalidOptionError, RecorderStateError
-from callbot.media.options import RecordingOptions
-from callbot.media.recorder import CallRecorder
-from callbot.storage import create_call_directory, sha256_file
-from tests.media.mediatest_support import (
+from media import containers
+from media.errors import InvalidOptionError, InvalidState
+from peer.tap import EncodedFrameTap
+from media.options import RecordingOptions
+from media.recorder import CallRecorder
+from media.storage import create_call_directory, sha256_file
+from tests.support.media import (
+    check_pictures,
     FPS,
     CountFrames,
     inspect_recording,
@@ -33,9 +35,9 @@ async def record_call(watch, tmp_path: Path, options: RecordingOptions, *, secon
     counts: dict[str, CountFrames] = {}
 
     def on_track(track, receiver):
-        tap = recorder.add_track(track, receiver)
-        if tap is not None:
-            tap.decode = False  # like the bot when nothing reads decoded frames
+        # Decoding off: like a call when nothing reads decoded frames.
+        tap = EncodedFrameTap.attach(receiver, track, decode=False)
+        if recorder.add_source(tap):
             counts[track.kind] = CountFrames()
             tap.subscribe(counts[track.kind])
 
@@ -53,22 +55,6 @@ async def record_call(watch, tmp_path: Path, options: RecordingOptions, *, secon
         await call.close()
     section = await recorder.stop("hangup")
     return call, call_dir, section, live
-
-
-def check_pictures(call_dir, section, *, at_least: int) -> None:
-    frames = [f for f in section["files"] if f["kind"] == "frame"]
-    assert len(frames) >= at_least
-    for entry in frames:
-        path = call_dir.file(entry["name"])
-        assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["size"]
-        image = cv2.imread(str(path))
-        assert image is not None and image.shape[:2] == (entry["height"], entry["width"])
-        index, color = read_pattern(image)
-        # The picture shows the frame sent at that time, in its colour.
-        assert nearest_palette(color) == (index // FPS) % 8, (entry, index, color)
-        assert abs(index / FPS - entry["t"]) < 0.1, (entry, index)
-    times = [f["t"] for f in frames]
-    assert times == sorted(times)
 
 
 @pytest.mark.parametrize(
@@ -194,22 +180,23 @@ async def test_slow_disk_drops_are_counted_logged_and_file_stays_valid(watch, tm
     assert video["keyframes"] >= 2
 
 
-async def test_stop_is_idempotent_and_add_track_after_stop_is_refused(watch, tmp_path):
+async def test_stop_is_idempotent_and_add_source_after_stop_is_refused(watch, tmp_path):
     call_dir = create_call_directory(tmp_path / "calls")
     recorder = CallRecorder(call_dir, RecordingOptions())
     tracks = []
 
     def on_track(track, receiver):
-        recorder.add_track(track, receiver)
-        tracks.append((track, receiver))
+        tap = EncodedFrameTap.attach(receiver, track, decode=False)
+        recorder.add_source(tap)
+        tracks.append(tap)
 
     call = await open_call(watch, seconds=0.5, on_track=on_track)
     await wait_senders_done(call, 10)
     first, second = await asyncio.gather(recorder.stop("hangup"), recorder.stop("sigterm"))
     assert first is second and first["stop_reason"] == "hangup"
     assert await recorder.stop("again") is first
-    with pytest.raises(RecorderStateError, match="stopped"):
-        recorder.add_track(*tracks[0])
+    with pytest.raises(InvalidState, match="stopped"):
+        recorder.add_source(tracks[0])
     await call.close()
 
 

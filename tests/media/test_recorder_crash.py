@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from callbot.storage import sha256_file
-from tests.media.mediatest_support import inspect_recording
+from media.storage import sha256_file
+from tests.support.media import inspect_recording
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def start_child(tmp_path: Path, codec: str, ready_at: float):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.media.record_call_child",
+        sys.executable, "-m", "tests.support.record_call_child",
         str(tmp_path / "calls"), codec, "30", str(ready_at),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
     )

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 
-import aiortc
 import pytest
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from tests.media.mediatest_support import FPS, nearest_palette, open_call, read_pattern
 
-from callbot.media import tap as tap_module
-from callbot.media.errors import UnsupportedAiortcError
-from callbot.media.tap import EncodedFrame, EncodedFrameTap
+from media.frames import EncodedFrame
+from peer.tap import EncodedFrameTap
+from tests.support.media import FPS, nearest_palette, open_call, read_pattern
 
 
 class Collect:
@@ -39,33 +35,6 @@ class Collect:
             return
         self._waiters.append((pred, event))
         await asyncio.wait_for(event.wait(), timeout)
-
-
-def test_import_check_rejects_other_aiortc_version(monkeypatch):
-    monkeypatch.delenv("CALLBOT_ALLOW_UNTESTED_AIORTC", raising=False)
-    monkeypatch.setattr(aiortc, "__version__", "1.99.0")
-    with pytest.raises(UnsupportedAiortcError, match="1.99.0 is installed"):
-        tap_module._check_aiortc()
-
-
-def test_import_check_names_missing_private_api(monkeypatch):
-    monkeypatch.setenv("CALLBOT_ALLOW_UNTESTED_AIORTC", "1")
-    monkeypatch.setattr(aiortc, "__version__", "1.99.0")
-    monkeypatch.delattr(RTCRtpReceiver, "_send_rtcp_pli")
-
-    async def handle(self, packet, arrival_time_ms):  # no decoder queue any more
-        return None
-
-    monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", handle)
-    with pytest.raises(UnsupportedAiortcError) as info:
-        tap_module._check_aiortc()
-    assert "_RTCRtpReceiver__decoder_queue" in str(info.value)
-    assert "_send_rtcp_pli" in str(info.value)
-
-
-def test_module_imports_on_pinned_version():
-    assert aiortc.__version__ in tap_module.SUPPORTED_AIORTC_VERSIONS
-    importlib.reload(tap_module)
 
 
 @pytest.mark.asyncio

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callbot.media.timeline import TrackClock
+from media.timeline import TrackClock
 
 
 def feed(clock: TrackClock, frames: list[tuple[int, float]]) -> None:

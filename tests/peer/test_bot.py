@@ -11,19 +11,12 @@ import threading
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
-from callbot.config import BotConfig
-from callbot.peer.sdp import add_bitrate_hints
-from callbot.web.keys import BOT
-from tests.helpers import Client, running_server, test_config
-from tests.peer_client import Caller, PatternVideoTrack
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    """Await a condition the server reaches asynchronously (checked each loop turn)."""
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
+from webapp.config import BotConfig
+from peer.sdp import add_bitrate_hints
+from webapp.keys import BOT
+from tests.support.server import Client, running_server, test_config
+from tests.support.wait import eventually
+from tests.support.caller import Caller, PatternVideoTrack
 
 
 def manifests(data_dir) -> list[dict]:
@@ -156,11 +149,11 @@ async def test_many_concurrent_calls_are_independent(server, connect):
     bot = server.app[BOT]
     assert len(bot.calls) == 4
     await callers[0].hangup()
-    await wait_until(lambda: "user0" not in bot.calls)
+    await eventually(lambda: "user0" not in bot.calls)
     assert all(bot.calls[f"user{i}"].pc.connectionState == "connected" for i in range(1, 4))
     for c in callers[1:]:
         await c.hangup()
-    await wait_until(lambda: not bot.calls)
+    await eventually(lambda: not bot.calls)
 
 
 async def test_websocket_drop_ends_the_call(server, connect):
@@ -182,12 +175,12 @@ async def test_ice_failure_ends_the_call_and_tells_the_caller(tmp_path):
         caller = Caller(alice)
         await caller.pc.setLocalDescription(await caller.pc.createOffer())
         # an offer whose candidates point nowhere: ICE can never connect
-        from tests.peer_client import strip_candidates
+        from tests.support.caller import strip_candidates
         sdp, _ = strip_candidates(caller.pc.localDescription.sdp)
         await alice.send({"type": "offer", "otherUsername": "bot", "offer": {"type": "offer", "sdp": sdp}})
         await alice.recv_type("answer")
         assert await alice.recv_type("close") == {"type": "close", "username": "bot"}
-        await wait_until(lambda: not srv.app[BOT].calls)
+        await eventually(lambda: not srv.app[BOT].calls)
         (meta,) = manifests(config.data_dir)
         assert meta["end_reason"] in ("connect-timeout", "ice-failed") and meta["status"] == "complete"
         await caller.pc.close()
@@ -221,7 +214,7 @@ async def test_ending_calls_frees_threads_tasks_and_fds(server, connect):
     for _ in range(5):
         await one_call()
     try:
-        await wait_until(lambda: call_threads() == threads and len(asyncio.all_tasks()) <= tasks, timeout=30)
+        await eventually(lambda: call_threads() == threads and len(asyncio.all_tasks()) <= tasks, timeout=30)
     except asyncio.TimeoutError:
         raise AssertionError(f"threads {threads} -> {call_threads()}, tasks {tasks} -> {asyncio.all_tasks()}")
     gc.collect()

@@ -10,11 +10,11 @@ import json
 
 import aiohttp
 
-from callbot.config import PhotoConfig
-from callbot.web.keys import BOT
-from tests.helpers import Client, running_server, test_config
-from tests.peer_client import Caller
-from tests.photos.helpers import PhotoCaller, make_jpeg, make_png
+from webapp.config import PhotoConfig
+from webapp.keys import BOT
+from tests.support.server import Client, running_server, test_config
+from tests.support.caller import Caller
+from tests.support.photos import PhotoCaller, make_jpeg, make_png
 
 
 async def test_photos_over_the_data_channel_to_the_bot(tmp_path):

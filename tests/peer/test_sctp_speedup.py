@@ -1,4 +1,4 @@
-"""callbot.peer.sctp_speedup pops exactly what aiortc's own reassembly pops."""
+"""peer.compat's SCTP speed-up pops exactly what aiortc's own reassembly pops."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiortc.rtcsctptransport import (
     DataChunk,
     InboundStream,
 )
-from callbot.peer import sctp_speedup
+from peer import compat
 
 
 def fragments(messages: list[tuple[int, bool]], first_tsn: int) -> list[DataChunk]:
@@ -37,14 +37,14 @@ def run(chunks: list[DataChunk], order: list[int], patched: bool, prune_at: int 
     for step, index in enumerate(order):
         chunk = chunks[index]
         if patched:
-            sctp_speedup.add_chunk(stream, chunk)
-            out.append(list(sctp_speedup.pop_messages(stream)))
+            compat._add_chunk(stream, chunk)
+            out.append(list(compat._pop_messages(stream)))
         else:
-            sctp_speedup._original_add_chunk(stream, chunk)
-            out.append(list(sctp_speedup._original_pop_messages(stream)))
+            compat._original_add_chunk(stream, chunk)
+            out.append(list(compat._original_pop_messages(stream)))
         if prune_at is not None and step == prune_at:
             tsn = chunks[index].tsn
-            prune = sctp_speedup.prune_chunks if patched else sctp_speedup._original_prune_chunks
+            prune = compat._prune_chunks if patched else compat._original_prune_chunks
             out.append(prune(stream, tsn))
     out.append([(c.tsn, c.flags) for c in stream.reassembly])
     return out
@@ -64,9 +64,9 @@ def test_same_messages_as_aiortc_in_any_arrival_order(messages, first_tsn, data)
 
 
 def test_install_is_idempotent_and_reversible():
-    sctp_speedup.install()
-    sctp_speedup.install()
-    assert InboundStream.pop_messages is sctp_speedup.pop_messages
-    sctp_speedup.uninstall()
-    assert InboundStream.pop_messages is sctp_speedup._original_pop_messages
-    sctp_speedup.install()
+    compat.install_sctp_speedup()
+    compat.install_sctp_speedup()
+    assert InboundStream.pop_messages is compat._pop_messages
+    compat.uninstall_sctp_speedup()
+    assert InboundStream.pop_messages is compat._original_pop_messages
+    compat.install_sctp_speedup()

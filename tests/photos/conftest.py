@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from callbot.media.photos_channel import PHOTOS_LABEL, PhotoChannel, attach_photo_channel
-from callbot.media.photos_protocol import PhotoLimits
-from callbot.media.photos_store import PhotoStore
-from callbot.storage import CallDirectory, create_call_directory
+from photos.channel import PHOTOS_LABEL, PhotoChannel, attach_photo_channel
+from photos.protocol import PhotoLimits
+from photos.store import PhotoStore
+from media.storage import CallDirectory, create_call_directory
 
-from .helpers import PhotoCaller, make_jpeg, make_png
+from tests.support.photos import PhotoCaller, make_jpeg, make_png
 
 
 @pytest.fixture

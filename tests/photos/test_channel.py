@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from callbot.media.photos_protocol import PhotoLimits
+from photos.protocol import PhotoLimits
 
-from .helpers import begin_message, chunked, end_message, make_jpeg
+from tests.support.photos import begin_message, chunked, end_message, make_jpeg
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -158,7 +158,7 @@ async def test_aclose_detaches_from_an_open_channel(photo_call, jpeg_10k) -> Non
     assert old.closed and old._task.done()
     assert old._on_message not in old.channel.listeners("message")
     # The channel itself is the bot's to close; a new handler can take it over.
-    from callbot.media.photos_channel import attach_photo_channel
+    from photos.channel import attach_photo_channel
 
     photo_call.photo_channel = attach_photo_channel(old.channel, photo_call.store)
     photo_call.caller.send_photo(1, jpeg_10k)

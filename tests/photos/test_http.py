@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from callbot.media.photos_http import handle_photo_upload
-from callbot.media.photos_protocol import PhotoLimits
-from callbot.media.photos_store import PhotoStore
+from webapp.photo_upload import handle_photo_upload
+from photos.protocol import PhotoLimits
+from photos.store import PhotoStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,9 +155,9 @@ async def test_upload_photo_count_limit(uploads, jpeg_10k) -> None:
 
 
 async def test_upload_and_channel_share_the_call_quota(call_dir, jpeg_10k) -> None:
-    from callbot.media.photos_protocol import PhotoAssembler
+    from photos.protocol import PhotoAssembler
 
-    from .helpers import begin_message, end_message
+    from tests.support.photos import begin_message, end_message
 
     store = PhotoStore(call_dir, limits=PhotoLimits(max_photos=1))
     assembler = PhotoAssembler(store.limits, quota=store.quota)

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from callbot.media.photos_errors import ERROR_CODES, InvalidState, PhotoError
-from callbot.media.photos_protocol import (
+from media.errors import InvalidState
+from photos.errors import ERROR_CODES, PhotoError
+from photos.protocol import (
     _TABLE,
     InvalidMessage,
     MessageRejected,
@@ -26,7 +27,7 @@ from callbot.media.photos_protocol import (
     saved_reply,
 )
 
-from .helpers import begin_message, chunked, end_message
+from tests.support.photos import begin_message, chunked, end_message
 
 DATA = bytes(range(256)) * 40  # 10240 bytes; content is not checked here
 SMALL = PhotoLimits(max_bytes=20_000, max_chunk_bytes=4096, max_photos=5, max_unsaved=2)
@@ -321,7 +322,7 @@ def test_close_fails_the_photo_in_flight_and_ends_input() -> None:
     assert codes(a.close()) == [("PhotoFailed", 1, "interrupted")]
     assert a.quota.reserved == 0
     assert a.state is State.CLOSED
-    with pytest.raises(InvalidState, match="CLOSED"):
+    with pytest.raises(InvalidState, match="receive in state closed"):
         a.receive(DATA)
     assert a.state is State.CLOSED
     assert a.close() == []
@@ -381,6 +382,7 @@ def test_error_codes_are_stable() -> None:
         "hash-mismatch", "not-an-image", "mime-mismatch", "unexpected-chunk",
         "unexpected-end", "id-mismatch", "interrupted", "too-many-photos", "busy",
         "storage-failed",
+        "photo-refused",  # added with the bot API: a bot's check_photo said no
     ])
     for code, cls in ERROR_CODES.items():
         assert issubclass(cls, PhotoError) and 400 <= cls.http_status < 600, code

@@ -8,8 +8,8 @@ import json
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from callbot.media.photos_errors import ERROR_CODES, PhotoError
-from callbot.media.photos_protocol import (
+from photos.errors import ERROR_CODES, PhotoError
+from photos.protocol import (
     MIME_TYPES,
     MessageRejected,
     PhotoAssembler,

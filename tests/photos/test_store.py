@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from callbot.media.photos_errors import MimeMismatch, NotAnImage, StorageFailed, TooLarge
-from callbot.media.photos_image import inspect_image, sniff_mime, verify_image
-from callbot.media.photos_protocol import PhotoComplete, PhotoLimits, PhotoQuota
-from callbot.media.photos_store import PhotoStore, clean_name
-from callbot.storage import sha256_file
+from photos.errors import MimeMismatch, NotAnImage, StorageFailed, TooLarge
+from photos.image import inspect_image, sniff_mime, verify_image
+from photos.protocol import PhotoComplete, PhotoLimits, PhotoQuota
+from photos.store import PhotoStore, clean_name
+from media.storage import sha256_file
 
-from .helpers import make_jpeg, make_png, make_webp
+from tests.support.photos import make_jpeg, make_png, make_webp
 
 LIMITS = PhotoLimits()
 
@@ -175,7 +175,7 @@ async def test_a_failing_on_saved_does_not_lose_the_photo(call_dir, jpeg_10k) ->
 
 
 async def test_decoding_runs_off_the_event_loop(call_dir, jpeg_10k, monkeypatch) -> None:
-    import callbot.media.photos_store as photos_store
+    import photos.store as photos_store
 
     threads = []
     real = photos_store.verify_image
@@ -216,7 +216,7 @@ async def test_cancel_while_decoding_leaves_nothing(call_dir, jpeg_10k) -> None:
 
 
 async def test_cancel_while_writing_finishes_the_write_and_records_it(call_dir, jpeg_10k, monkeypatch) -> None:
-    import callbot.media.photos_store as photos_store
+    import photos.store as photos_store
 
     loop = asyncio.get_running_loop()
     writing = loop.create_future()

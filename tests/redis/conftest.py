@@ -5,7 +5,7 @@ from typing import Iterator
 
 import pytest
 
-from .redis_process import REDIS_SERVER, RedisProcess
+from tests.support.redis_process import REDIS_SERVER, RedisProcess
 
 if not os.access(REDIS_SERVER, os.X_OK):
     pytest.skip("redis-server is not installed (apt-get install redis-server)", allow_module_level=True)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from tests.helpers import Client
+from tests.support.server import Client
 
-from .cluster import Node, wait_left, wait_online
-from .redis_process import RedisProcess
+from tests.support.cluster import Node, wait_left, wait_online
+from tests.support.redis_process import RedisProcess
 
 LEASE = 1.5
 REAP_BOUND = LEASE * 4 / 3

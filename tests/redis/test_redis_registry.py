@@ -8,9 +8,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from callbot.signaling.redis_registry import LinkState, RedisRegistry, RegistryUnavailable
+from signaling.redis_registry import LinkState, RedisRegistry, RegistryUnavailable
 
-from .redis_process import RedisProcess
+from tests.support.redis_process import RedisProcess
+from tests.support.wait import eventually
 
 TIMEOUT = 10.0
 LEASE = 0.9
@@ -52,14 +53,6 @@ class Presence:
         await asyncio.wait_for(wait(), timeout)
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll an in-process condition with a deadline (used for link states)."""
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(wait(), timeout)
-
-
 @pytest.fixture
 async def nodes(redis_server: RedisProcess) -> AsyncIterator[Callable[..., Awaitable[RedisRegistry]]]:
     started: list[RedisRegistry] = []
@@ -91,7 +84,7 @@ async def crash(registry: RedisRegistry) -> None:
 
 
 async def test_start_fails_cleanly_without_redis() -> None:
-    from .redis_process import free_port
+    from tests.support.redis_process import free_port
 
     registry = RedisRegistry(f"redis://127.0.0.1:{free_port()}", node_id="n", lease_seconds=1.5)
     with pytest.raises(RegistryUnavailable):
@@ -184,7 +177,7 @@ async def test_redis_restart_reconnects_resyncs_and_tells_what_was_lost(nodes, r
     a._connect = gated_connect  # type: ignore[method-assign]
 
     redis_server.kill()
-    await until(lambda: a.state is LinkState.DOWN and b.state is LinkState.DOWN)
+    await eventually(lambda: a.state is LinkState.DOWN and b.state is LinkState.DOWN)
     # While Redis is down: local routing works, remote routing fails, claims refuse.
     assert await a.route("ann", {"type": "candidate", "username": "alice"})
     assert (await ann.next())["type"] == "candidate"
@@ -194,14 +187,14 @@ async def test_redis_restart_reconnects_resyncs_and_tells_what_was_lost(nodes, r
     assert await a.users() == ["alice", "ann", "bob"]  # the last known view
 
     redis_server.start()  # same port, empty: every key is gone
-    await until(lambda: b.state is LinkState.UP)
+    await eventually(lambda: b.state is LinkState.UP)
     notice = await bob.next()
     assert notice["code"] == "signaling-interrupted" and notice["seconds"] >= 0
     alice2 = Inbox()
     assert await b.claim("alice", alice2)  # b does not know a still holds it
 
     gate.set()
-    await until(lambda: a.state is LinkState.UP)
+    await eventually(lambda: a.state is LinkState.UP)
     lost = await alice.next()
     assert lost["type"] == "error" and lost["code"] == "presence-lost"
     assert (await ann.next())["code"] == "signaling-interrupted"

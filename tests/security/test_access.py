@@ -12,11 +12,12 @@ import time
 import aiohttp
 import pytest
 
-from callbot.config import SecurityConfig
-from callbot.web.auth import AuthError, mint_token, turn_credentials, verify_token
-from callbot.web.keys import BOT
-from tests.helpers import Client, running_server, test_config
-from tests.peer_client import Caller
+from webapp.config import SecurityConfig
+from peer.ice import turn_credentials
+from webapp.auth import AuthError, mint_token, verify_token
+from webapp.keys import BOT
+from tests.support.server import Client, running_server, test_config
+from tests.support.caller import Caller
 
 SECRET = "test-secret-0123456789"
 

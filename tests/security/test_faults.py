@@ -11,10 +11,11 @@ from typing import Any, AsyncIterator
 import pytest
 
 
-from tests.helpers import Client
-from tests.peer_client import Caller
-from tests.photos.helpers import begin_message, chunked, make_jpeg
-from tests.process import ServerProcess
+from tests.support.server import Client
+from tests.support.caller import Caller
+from tests.support.photos import begin_message, chunked, make_jpeg
+from tests.support.process import ServerProcess
+from tests.support.wait import eventually
 
 
 def manifests(data_dir) -> list[dict]:
@@ -81,13 +82,10 @@ async def test_client_vanishing_mid_photo_never_leaves_a_saved_photo(server, tmp
     await caller.pc.close()
     await alice.session.close()  # socket dropped, no close frame
     # the server notices, ends the call and finalizes its manifest
-    async def finished() -> dict:
-        while True:
-            metas = manifests(tmp_path)
-            if metas and metas[0]["status"] == "complete":
-                return metas[0]
-            await asyncio.sleep(0.05)
-    meta = await asyncio.wait_for(finished(), 15)
+    def finished() -> dict | None:
+        metas = manifests(tmp_path)
+        return metas[0] if metas and metas[0]["status"] == "complete" else None
+    meta = await eventually(finished, 15)
     assert meta["photos"] == []
     call_dir = next((tmp_path / "calls").iterdir())
     assert sorted(p.name for p in call_dir.iterdir() if "photo" in p.name or p.name.startswith(".tmp")) == []

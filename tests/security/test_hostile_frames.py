@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callbot.config import SecurityConfig
-from callbot.signaling.protocol import ProtocolError, parse_client_message
-from tests.helpers import Client, running_server, test_config
-from tests.peer_client import Caller
+from webapp.config import SecurityConfig
+from signaling.protocol import ProtocolError, parse_client_message
+from tests.support.server import Client, running_server, test_config
+from tests.support.caller import Caller
 
 TYPES = ["login", "presence", "offer", "answer", "candidate", "close", "error", "", "LOGIN"]
 odd_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.process import ServerProcess
+from tests.support.process import ServerProcess
 
 
 def self_signed(directory) -> tuple[str, str]:

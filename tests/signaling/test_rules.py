@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from callbot.signaling.protocol import ProtocolError, parse_client_message
-from callbot.signaling.rules import (
+from signaling.protocol import ProtocolError, parse_client_message
+from signaling.rules import (
     Claim,
     InvalidState,
     PresenceBatcher,
@@ -188,7 +188,7 @@ def test_presence_batcher_coalesces():
 
 
 def test_deep_nesting_is_refused_the_same_way_whatever_the_stack():
-    from callbot.signaling.protocol import MAX_NESTING, nesting_depth
+    from signaling.protocol import MAX_NESTING, nesting_depth
 
     assert nesting_depth('{"a": "[[[[", "b": [[1]]}') == 3
     assert nesting_depth('["\\\\", ["\\"["]]') == 2

@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 
-from tests.helpers import Client, running_server, test_config
+from tests.support.server import Client, running_server, test_config
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 

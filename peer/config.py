@@ -1,0 +1,84 @@
+"""What the peer side needs to know, as frozen dataclasses.
+
+``webapp.config.Config`` (built from flags) composes these and hands the bot
+runtime a :class:`PeerConfig`; tests build them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from media.options import RecordingOptions
+from photos.protocol import PhotoLimits
+
+TALKBACK_MODES = ("none", "echo", "overlay")
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    """ICE servers and local addresses for the bot's peer connections."""
+
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_username: str | None = None
+    turn_credential: str | None = None
+    #: Local addresses to gather host candidates from. Empty: aioice's default
+    #: (every interface but loopback). Loopback-only setups name 127.0.0.1.
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnSecret:
+    """TURN with coturn's ``use-auth-secret``: short-lived credentials minted
+    per client and for the bot itself."""
+
+    urls: tuple[str, ...] = ()
+    secret: str | None = None
+    ttl: float = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls and self.secret)
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    talkback: str = "none"
+    #: Bitrate hints put in the answer's video fmtp lines (kb/s); Chromium
+    #: starts at x-google-start-bitrate instead of ~300 kb/s.
+    start_bitrate_kbps: int = 1500
+    min_bitrate_kbps: int = 300
+    max_bitrate_kbps: int = 4000
+    max_calls: int = 32
+    #: Seconds from answer to ICE connected before the call is given up.
+    connect_timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.talkback not in TALKBACK_MODES:
+            raise ValueError(f"talkback must be one of {TALKBACK_MODES}, not {self.talkback!r}")
+        if not 0 < self.min_bitrate_kbps <= self.start_bitrate_kbps <= self.max_bitrate_kbps:
+            raise ValueError("bitrates must satisfy 0 < min <= start <= max")
+        if self.max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """Everything the bot runtime and its calls read."""
+
+    bot_name: str = "bot"
+    data_dir: Path = Path("data")
+    ice: IceConfig = field(default_factory=IceConfig)
+    turn: TurnSecret = field(default_factory=TurnSecret)
+    bot: BotConfig = field(default_factory=BotConfig)
+    photos: PhotoLimits = field(default_factory=PhotoLimits)
+    recording: RecordingOptions = field(default_factory=RecordingOptions)
+    #: Longest bot call, seconds.
+    max_call_seconds: float = 4 * 3600.0
+    #: New calls are refused when the data dir's file system has less free.
+    min_free_bytes: int = 500 * 1000 * 1000
+
+    @property
+    def calls_dir(self) -> Path:
+        return self.data_dir / "calls"

@@ -1,0 +1,231 @@
+"""The signaling rules, sans I/O.
+
+A :class:`SignalingSession` is one client connection's state. Frames and events
+go in; a list of :class:`Action` comes out, which the WebSocket adapter carries
+out (send a reply, route a message, claim or release a username). Nothing here
+touches a socket, a clock or an event loop, so every rule is tested directly.
+
+States::
+
+    CONNECTED --login--> CLAIMING --claimed--> LOGGED_IN --disconnected--> CLOSED
+                            |--claim_failed--> CONNECTED
+
+A login takes an asynchronous claim (in memory or in Redis), hence CLAIMING.
+
+A session remembers its *partners*: the users it exchanged an offer or answer
+with, in either direction. When the connection ends, each partner is sent a
+``close`` from it, so nobody is left in a call with a vanished peer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from media.errors import InvalidState
+from signaling.protocol import (
+    Answer,
+    ClientMessage,
+    Close,
+    Login,
+    Offer,
+    Presence,
+    ProtocolError,
+    Routed,
+    error_message,
+    login_failed,
+    login_ok,
+    parse_client_message,
+    routed_payload,
+)
+
+
+class State(enum.Enum):
+    CONNECTED = "connected"
+    CLAIMING = "claiming"
+    LOGGED_IN = "logged-in"
+    CLOSED = "closed"
+
+
+# -- Actions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Send ``message`` to this connection."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Deliver ``message`` to ``target``; if offline, call ``route_failed``."""
+
+    target: str
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Claim ``username`` atomically; then call ``claimed`` or ``claim_failed``."""
+
+    username: str
+
+
+@dataclass(frozen=True)
+class Release:
+    username: str
+
+
+@dataclass(frozen=True)
+class SendPresence:
+    """Reply with the current user list."""
+
+
+Action = Union[Reply, Route, Claim, Release, SendPresence]
+
+
+@dataclass
+class SignalingSession:
+    """One connection's signaling state machine."""
+
+    reserved: frozenset[str] = frozenset()
+    #: With token auth, the one username this connection may log in as.
+    allowed_username: str | None = None
+    state: State = State.CONNECTED
+    username: str | None = None
+    partners: set[str] = field(default_factory=set)
+
+    # -- frames from the client ------------------------------------------------
+
+    def receive_text(self, frame: str | bytes) -> list[Action]:
+        if self.state is State.CLOSED:
+            raise InvalidState("receive_text", self.state)
+        try:
+            message = parse_client_message(frame)
+        except ProtocolError as exc:
+            if exc.message_type == "login":
+                return [Reply(login_failed(exc.code, exc.message))]
+            return [Reply(error_message(exc.code, exc.message))]
+        return self.receive(message)
+
+    def receive(self, message: ClientMessage) -> list[Action]:
+        if isinstance(message, Login):
+            return self._login(message)
+        if self.state is not State.LOGGED_IN:
+            return [Reply(error_message("not-logged-in", "log in first"))]
+        if isinstance(message, Presence):
+            return [SendPresence()]
+        return self._route(message)
+
+    def _login(self, message: Login) -> list[Action]:
+        if self.state is not State.CONNECTED:
+            return [Reply(login_failed("already-logged-in", "this connection is already logged in"))]
+        if self.allowed_username is not None and message.username != self.allowed_username:
+            return [Reply(login_failed("not-authorized", "your token is for another username"))]
+        if message.username in self.reserved:
+            return [Reply(login_failed("username-taken", f"{message.username!r} is taken"))]
+        self.state = State.CLAIMING
+        self.username = message.username
+        return [Claim(message.username)]
+
+    def _route(self, message: Routed) -> list[Action]:
+        assert self.username is not None
+        target = message.other_username
+        if target == self.username:
+            return [Reply(error_message("self-message", "a message cannot target its sender"))]
+        if isinstance(message, (Offer, Answer)):
+            self.partners.add(target)
+        elif isinstance(message, Close):
+            self.partners.discard(target)
+        return [Route(target, routed_payload(message, self.username))]
+
+    # -- results of actions ----------------------------------------------------
+
+    def claimed(self, users: list[str], extra: dict[str, Any] | None = None) -> list[Action]:
+        """The claim succeeded; ``extra`` fields (e.g. ``iceServers``) join the reply."""
+        if self.state is not State.CLAIMING:
+            raise InvalidState("claimed", self.state)
+        assert self.username is not None
+        self.state = State.LOGGED_IN
+        return [Reply({**login_ok(self.username, users), **(extra or {})})]
+
+    def claim_failed(self, code: str = "username-taken", message: str | None = None) -> list[Action]:
+        """The claim did not succeed: the name is taken, or (``unavailable``)
+        the registry could not be asked; the client may try again."""
+        if self.state is not State.CLAIMING:
+            raise InvalidState("claim_failed", self.state)
+        name, self.username = self.username, None
+        self.state = State.CONNECTED
+        return [Reply(login_failed(code, message or f"{name!r} is taken"))]
+
+    def route_failed(self, target: str) -> list[Action]:
+        self.partners.discard(target)
+        return [Reply(error_message("user-offline", f"{target!r} is not online"))]
+
+    # -- messages routed to this connection ---------------------------------------
+
+    def incoming(self, payload: dict[str, Any]) -> list[Action]:
+        """A message another user routed here; returns what to send the client."""
+        if self.state is not State.LOGGED_IN:
+            return []
+        sender = payload.get("username")
+        kind = payload.get("type")
+        if isinstance(sender, str):
+            if kind in ("offer", "answer"):
+                self.partners.add(sender)
+            elif kind == "close":
+                self.partners.discard(sender)
+        return [Reply(payload)]
+
+    def disconnected(self) -> list[Action]:
+        """The connection is gone: tell partners, give the name back."""
+        previous, self.state = self.state, State.CLOSED
+        if previous is State.CLOSED or self.username is None:
+            return []
+        actions: list[Action] = []
+        if previous is State.LOGGED_IN:
+            actions += [
+                Route(p, routed_payload(Close(p), self.username)) for p in sorted(self.partners)
+            ]
+        self.partners.clear()
+        # A claim may still be in flight (CLAIMING): releasing makes sure the
+        # name is not left behind whichever way the claim ends.
+        actions.append(Release(self.username))
+        return actions
+
+
+@dataclass
+class PresenceBatcher:
+    """Coalesces joins and leaves into one delta per flush.
+
+    With N users online, telling everyone of every login costs N messages per
+    login, N^2 for a login storm. Instead the server collects changes and, once
+    per presence interval, sends each client a single delta naming everyone who
+    joined or left since the last one. A user who joins and leaves within one
+    interval is not mentioned at all.
+    """
+
+    _initial: dict[str, bool] = field(default_factory=dict)
+    _final: dict[str, bool] = field(default_factory=dict)
+
+    def joined(self, username: str) -> None:
+        self._change(username, True)
+
+    def left(self, username: str) -> None:
+        self._change(username, False)
+
+    def _change(self, username: str, online: bool) -> None:
+        self._initial.setdefault(username, not online)
+        self._final[username] = online
+
+    def __bool__(self) -> bool:
+        return bool(self._final)
+
+    def drain(self) -> tuple[list[str], list[str]]:
+        joined = sorted(n for n, on in self._final.items() if on and not self._initial[n])
+        left = sorted(n for n, on in self._final.items() if not on and self._initial[n])
+        self._initial.clear()
+        self._final.clear()
+        return joined, left

@@ -1,0 +1,1 @@
+"""Test helpers, in one place: tests import from here, never from each other."""

@@ -1,0 +1,60 @@
+"""Driving Debian's Chromium with Playwright: launch flags, and page helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHROMIUM = os.environ.get("CALLBOT_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+#: Milliseconds for anything that involves ICE, media or the bot.
+SLOW = 30_000
+
+BASE_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+#: Grants camera and microphone without a prompt.
+GRANT_MEDIA = "--use-fake-ui-for-media-stream"
+
+
+
+async def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+async def log_in(page, username: str) -> None:
+    from playwright.async_api import expect
+
+    await page.fill("#username", username)
+    await page.click("#login-button")
+    await expect(page.locator("#me-name")).to_have_text(username)
+
+
+async def wait_video_playing(page, selector: str, frames: int = 15) -> None:
+    """Waits until the <video> has decoded `frames` more frames than now."""
+    await page.wait_for_function(
+        """(sel) => { const v = document.querySelector(sel);
+             return v && v.readyState >= 2 && v.videoWidth > 0
+                    && v.getVideoPlaybackQuality().totalVideoFrames > 0; }""",
+        arg=selector, timeout=SLOW,
+    )
+    start = await page.evaluate(
+        "(sel) => document.querySelector(sel).getVideoPlaybackQuality().totalVideoFrames", selector
+    )
+    await page.wait_for_function(
+        """([sel, n]) => { const v = document.querySelector(sel);
+             return v.getVideoPlaybackQuality().totalVideoFrames > n && !v.paused; }""",
+        arg=[selector, start + frames], timeout=SLOW,
+    )

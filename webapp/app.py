@@ -1,0 +1,114 @@
+"""The app factory: ``create_app(config, bot)`` returns the aiohttp application.
+
+Every resource has its own cleanup context (signaling, then the bot
+runtime), so start-up and shutdown are symmetric and shutdown runs only what
+started. Open WebSockets are tracked in a WeakSet and closed with 1001 on
+shutdown, after every call has ended. Embedders call this and run the app
+themselves, or mount it as a sub-application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from pathlib import Path
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from peer.api import Bot
+from peer.bots import load_bot
+from peer.ice import client_ice_servers
+from peer.runtime import BotRuntime
+from signaling.hub import CLOSE_GOING_AWAY, SignalingHub
+from signaling.registry import InMemoryRegistry, Registry
+from webapp.access import AddressLimiter
+from webapp.config import Config
+from webapp.gallery import add_gallery_routes
+from webapp.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, WEBSOCKETS
+from webapp.photos_api import upload_photo
+from webapp.shared_photos import SharedPhotos
+from webapp.ws import websocket_handler
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    return web.json_response({
+        "status": "ok",
+        "online_here": hub.online_here,
+        "bot_calls": len(request.app[BOT].calls),
+        "tasks": len(asyncio.all_tasks()),
+    })
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def create_app(config: Config, bot: Bot | None = None) -> web.Application:
+    """The application for ``config``, running ``bot`` (default: the bot
+    ``config.bot_spec`` names, else the built-in one for ``--talkback``)."""
+    if bot is None:
+        bot = load_bot(config.bot_spec, config.bot.talkback)
+    app = web.Application(client_max_size=config.photos.max_bytes + 1024)
+    app[CONFIG] = config
+    app[WEBSOCKETS] = weakref.WeakSet()
+    app[ADDRESS_LIMITER] = AddressLimiter(config.security.max_connections_per_address)
+
+    async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+        registry: Registry
+        if config.redis_url:
+            from signaling.redis_registry import RedisRegistry  # noqa: PLC0415  (redis only when asked for)
+
+            registry = RedisRegistry(config.redis_url, node_id=config.node_id, lease_seconds=config.redis_lease)
+        else:
+            registry = InMemoryRegistry()
+        await registry.start()
+        hub = SignalingHub(
+            registry,
+            reserved=frozenset({config.bot_name}),
+            presence_interval=config.presence_interval,
+            backlog=config.backlog,
+            rate_limit=config.security.rate_limit,
+            rate_burst=config.security.rate_burst,
+            login_extra=lambda username: {"iceServers": client_ice_servers(config.ice, config.turn, username)},
+        )
+        await hub.start()
+        app[REGISTRY] = registry
+        app[HUB] = hub
+        yield
+        await hub.close()
+        await registry.close()
+
+    async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
+        runtime = BotRuntime(config.peer(), app[REGISTRY], bot)
+        await runtime.start()
+        app[REGISTRY].add_service(config.bot_name, runtime)
+        app[BOT] = runtime
+        yield
+        await runtime.close()
+
+    async def close_websockets(app: web.Application) -> None:
+        # Runs before cleanup: calls end first (bot_ctx), then sockets close
+        # with 1001 so aiohttp does not wait on open handlers.
+        if BOT in app:
+            await app[BOT].close()
+        for ws in list(app[WEBSOCKETS]):
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+
+    app.cleanup_ctx.append(signaling_ctx)
+    app.cleanup_ctx.append(bot_ctx)
+    app.on_shutdown.append(close_websockets)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws", websocket_handler)
+    app[SHARED_PHOTOS] = SharedPhotos()
+    app.router.add_post("/api/photos", upload_photo)
+    add_gallery_routes(app)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app
