@@ -90,9 +90,13 @@ class PictureConsumer:
         return self.interval > 0 and t >= self.next_due
 
     def advance(self, t: float) -> None:
-        """The next picture is due on the next multiple of the interval."""
+        """The next picture is due on the next multiple of the interval (at
+        the consumer's phase), and at least half an interval after this one."""
         if self.interval > 0:
-            self.next_due = (math.floor((t - self.phase) / self.interval) + 1) * self.interval + self.phase
+            due = (math.floor((t - self.phase) / self.interval) + 1) * self.interval + self.phase
+            if due - t < self.interval / 2:
+                due += self.interval
+            self.next_due = due
 
     def on_picture(self, picture: av.VideoFrame, t: float, source: str) -> None:
         """``source``: "keyframe" (decoded alone) or "resumed" (decoded from the last keyframe)."""

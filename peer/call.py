@@ -271,6 +271,12 @@ class CallSession:
 
     # -- what a bot does ------------------------------------------------------------------------
 
+    @property
+    def records(self) -> bool:
+        """Whether this call is recorded (the flags and the bot agree)."""
+        recorder = self.media.recorder
+        return recorder is not None and recorder.options.enabled
+
     def bot_stats(self) -> dict[str, Any]:
         return {**self.media.stats(), "events": self.events.stats(), "messages": self.channels.stats()}
 

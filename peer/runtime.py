@@ -151,6 +151,9 @@ class BotRuntime:
             if session.ending:
                 return
             session.send({"type": "answer", "answer": {"type": "answer", "sdp": answer}})
+            # An extension clients may ignore: the call's id (its gallery
+            # entry) and whether it is recorded, so a page can say so.
+            session.send({"type": "call-info", "callId": session.id, "recording": session.records})
 
     async def _refusal(self, session: CallSession) -> tuple[str, str] | None:
         """Why the server (not the bot) cannot take this call now, if it cannot."""
