@@ -16,7 +16,19 @@ of stream. Modes:
 - ``passthrough``: callbot's CallRecorder, default options (file + a JPEG a
   second);
 - ``transcode``: CallRecorder with ``mode="transcode"`` (H.264+AAC MP4);
-- ``mediarecorder``: aiortc's MediaRecorder to .mp4, as its examples do.
+- ``mediarecorder``: aiortc's MediaRecorder to .mp4, as its examples do;
+- ``bot``: whole bot calls (the bot runtime's CallSession with the default
+  recording bot: tap, recorder, manifest, hooks), as the server runs them;
+- ``bot-2fps``: the same with a bot that takes 2 decoded frames a second
+  (``video_fps = 2``; the keyframe path shared with sampled pictures).
+
+A mode written ``bot@base`` runs the code in ``--baseline-root`` (a checkout
+of an older commit) instead of this one, so a change is measured before and
+after in the same run::
+
+    git worktree add /tmp/callbot-before 1b827a6
+    .venv/bin/python bench/record_bench.py --baseline-root /tmp/callbot-before \
+        --runs bot@base:1,bot:1,bot-2fps:1,bot@base:8,bot:8,bot-2fps:8
 
 Measured in the server over a steady window (after start-up, before the
 end): CPU time of the whole process (all threads) per call, as % of one
@@ -77,9 +89,88 @@ class Result:
 
 
 def _use_loopback() -> None:
-    from peer.compat import restrict_host_addresses
+    try:
+        from peer.compat import restrict_host_addresses
+    except ImportError:  # a baseline checkout from before the layout of the design card
+        from callbot.peer.ice import restrict_host_addresses
 
     restrict_host_addresses(("127.0.0.1",))
+
+
+class _BotCalls:
+    """``bot`` modes: answer with the server's own per-call code, this
+    checkout's (peer.call.CallSession) or a baseline's (callbot.peer.call.BotCall)."""
+
+    def __init__(self, mode: str, out_dir: Path, opts: dict) -> None:
+        self.mode, self.out_dir, self.opts = mode, out_dir, opts
+        self.calls: list[Any] = []
+        try:
+            import peer.runtime  # noqa: F401
+            self.new = True
+        except ImportError:
+            self.new = False
+        if self.new:
+            from media.options import RecordingOptions
+            from peer.api import Bot
+            from peer.config import BotConfig, IceConfig, PeerConfig
+            from peer.runtime import BotRuntime
+            from signaling.registry import InMemoryRegistry
+
+            class TwoFps(Bot):
+                video_fps = 2
+
+                async def on_video_frame(self, call, frame) -> None:
+                    self.last = (frame.width, frame.height)
+
+            bot = TwoFps() if mode == "bot-2fps" else Bot()
+            config = PeerConfig(
+                data_dir=out_dir, ice=IceConfig(addresses=("127.0.0.1",)), bot=BotConfig(max_calls=256),
+                recording=RecordingOptions(**opts), min_free_bytes=0,
+            )
+            self.runtime = BotRuntime(config, InMemoryRegistry(), bot)
+        else:
+            if mode != "bot":
+                raise SystemExit(f"the baseline has no {mode} mode")
+            from callbot.config import BotConfig, Config, IceConfig
+            from callbot.media.options import RecordingOptions
+
+            self.config = Config(
+                data_dir=out_dir, ice=IceConfig(addresses=("127.0.0.1",)), bot=BotConfig(max_calls=256),
+                recording=RecordingOptions(**opts),
+            )
+
+    async def answer(self, i: int, sdp: str):
+        """(pc, answer sdp) for the i-th offer."""
+        if self.new:
+            from peer.call import CallSession
+
+            session = CallSession(self.runtime, f"caller{i}")
+            answer = await session.answer(sdp)
+            self.calls.append(session)
+            return session.pc, answer
+        from callbot.peer.call import BotCall
+        from callbot.storage import create_call_directory
+
+        sent: list[str] = []
+        call = BotCall(
+            self.config, f"caller{i}", create_call_directory(self.config.calls_dir),
+            send=lambda m: sent.append(m["answer"]["sdp"]) if m.get("type") == "answer" else None,
+            on_ended=lambda c: None,
+        )
+        await call.answer(sdp)
+        self.calls.append(call)
+        return call.pc, sent[0]
+
+    def recorders(self) -> list[Any]:
+        return [c.media.recorder if self.new else c._media._recorder for c in self.calls]
+
+    def taps(self) -> list[Any]:
+        return [t for c in self.calls for t in (c.media.taps if self.new else c._media._taps).values()]
+
+    async def end(self) -> list[tuple[dict, Any]]:
+        for call in self.calls:
+            await call.end("hangup")
+        return [(c.manifest.recording, c.directory) for c in self.calls]
 
 
 def _udp_rcvbuf_errors() -> int:
@@ -213,7 +304,10 @@ async def _sender(conn, calls: int, seconds: float, cache_dir: Path) -> None:
 # -- server process -----------------------------------------------------------
 
 
-def server_main(conn, results, mode: str, calls: int, seconds: float, out_dir: str, options: dict) -> None:
+def server_main(conn, results, mode: str, calls: int, seconds: float, out_dir: str, options: dict,
+                code_root: str | None = None) -> None:
+    if code_root:
+        sys.path.insert(0, code_root)
     results.put(asyncio.run(_server(conn, mode, calls, seconds, Path(out_dir), options)))
 
 
@@ -222,10 +316,11 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
     from aiortc.contrib.media import MediaRecorder
 
-    from media.options import RecordingOptions
-    from media.recorder import CallRecorder
-    from peer.tap import EncodedFrameTap
-    from media.storage import atomic_write_json, create_call_directory
+    if mode in ("passthrough", "transcode", "none", "mediarecorder"):
+        from media.options import RecordingOptions
+        from media.recorder import CallRecorder
+        from media.storage import atomic_write_json, create_call_directory
+        from peer.tap import EncodedFrameTap
 
     _use_loopback()
     loop = asyncio.get_running_loop()
@@ -237,14 +332,23 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
 
     async def receive(self, parameters):
         await original_receive(self, parameters)
-        self._bench_started.set()
+        if hasattr(self, "_bench_started"):
+            self._bench_started.set()
 
     RTCRtpReceiver.receive = receive
 
     offers = await loop.run_in_executor(None, conn.recv)
     udp0 = _udp_rcvbuf_errors()
     pcs, recorders, media_recorders, taps = [], [], [], []
+    bot_calls = _BotCalls(mode, out_dir, opts) if mode.startswith("bot") else None
     for i, sdp in enumerate(offers):
+        if bot_calls is not None:
+            pc, answer = await bot_calls.answer(i, sdp)
+            for transceiver in pc.getTransceivers():
+                transceiver.receiver._bench_started = asyncio.Event()
+                started.append(transceiver.receiver._bench_started)
+            pcs.append((pc, answer))
+            continue
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         recorder = None
         if mode in ("passthrough", "transcode"):
@@ -273,8 +377,15 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         pcs.append(pc)
-    conn.send([pc.localDescription.sdp for pc in pcs])
+    if bot_calls is not None:
+        conn.send([answer for _, answer in pcs])
+        pcs = [pc for pc, _ in pcs]
+    else:
+        conn.send([pc.localDescription.sdp for pc in pcs])
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), 60)
+    if bot_calls is not None:
+        taps = bot_calls.taps()
+        recorders = [(r, r.call_dir) for r in bot_calls.recorders()]
     for media_recorder in media_recorders:
         await media_recorder.start()
 
@@ -318,9 +429,12 @@ async def _server(conn, mode: str, calls: int, seconds: float, out_dir: Path, op
         await asyncio.sleep(0.05)
     if mode == "mediarecorder":
         await asyncio.sleep(2.0)
-    sections = [(await r.stop("hangup"), d) for r, d in recorders]
-    for section, call_dir in sections:
-        atomic_write_json(call_dir.manifest_path, {"recording": section})
+    if bot_calls is not None:
+        sections = await bot_calls.end()
+    else:
+        sections = [(await r.stop("hangup"), d) for r, d in recorders]
+        for section, call_dir in sections:
+            atomic_write_json(call_dir.manifest_path, {"recording": section})
     for media_recorder in media_recorders:
         await media_recorder.stop()
     conn.send("bye")
@@ -380,12 +494,20 @@ def _count_packets(av, path: Path) -> tuple[int, int]:
 # -- orchestration ------------------------------------------------------------
 
 
-def run_one(mode: str, calls: int, seconds: float, cache_dir: Path, out_root: Path, options: dict) -> Result:
+def run_one(mode: str, calls: int, seconds: float, cache_dir: Path, out_root: Path, options: dict,
+            baseline_root: Path | None = None) -> Result:
     ctx = mp.get_context("spawn")
     server_conn, sender_conn = ctx.Pipe()
     results = ctx.Queue()
+    label = mode
+    mode, _, where = mode.partition("@")
+    code_root = None
+    if where:
+        if baseline_root is None:
+            raise SystemExit(f"{label}: give --baseline-root")
+        code_root = str(baseline_root)
     out_dir = Path(tempfile.mkdtemp(prefix=f"{mode}-{calls}-", dir=out_root))
-    server = ctx.Process(target=server_main, args=(server_conn, results, mode, calls, seconds, str(out_dir), options))
+    server = ctx.Process(target=server_main, args=(server_conn, results, mode, calls, seconds, str(out_dir), options, code_root))
     sender = ctx.Process(target=sender_main, args=(sender_conn, calls, seconds, str(cache_dir)))
     server.start()
     sender.start()
@@ -398,6 +520,7 @@ def run_one(mode: str, calls: int, seconds: float, cache_dir: Path, out_root: Pa
                 proc.kill()
                 proc.join()
     note = "" if data.pop("sender_complete") else "senders fell behind"
+    data["mode"] = label
     r = Result(cpu_per_call=data["cpu_total"] / calls, note=note, **data)
     if mode == "none":
         r.video_recorded = r.audio_recorded = 0
@@ -439,6 +562,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the recordings (printed path)")
     parser.add_argument("--frame-interval", type=float, default=1.0, help="recorder's JPEG interval (0: off)")
     parser.add_argument("--keyframe-interval", type=float, default=2.0, help="recorder's keyframe interval")
+    parser.add_argument("--baseline-root", type=Path, default=None,
+                        help="a checkout of an older commit, for modes written mode@base")
     args = parser.parse_args()
 
     from record_clip import load_clip
@@ -456,7 +581,8 @@ def main() -> None:
             mode, calls = spec.split(":")
             print(f"running {mode} x {calls} ...", file=sys.stderr, flush=True)
             options = {"frame_interval": args.frame_interval, "keyframe_interval": args.keyframe_interval}
-            results.append(run_one(mode, int(calls), args.seconds, args.cache_dir, out_root, options))
+            results.append(run_one(mode, int(calls), args.seconds, args.cache_dir, out_root, options,
+                                   args.baseline_root))
     finally:
         if results:
             print_table(results)

@@ -49,6 +49,9 @@ SendToCaller = Callable[[dict[str, Any]], None]
 #: Candidates one call accepts (RFC 8445 gathers a handful per interface;
 #: browsers send well under 50). More are refused with bad-candidate.
 MAX_CANDIDATES = 64
+#: Seconds between rewrites of a live call's meta.json (recorder status, the
+#: bot's data and counters), so readers see a call in progress as it goes.
+LIVE_MANIFEST_INTERVAL = 2.0
 #: How long Bot.on_ended may take before the call's files are finalized without it.
 ON_ENDED_TIMEOUT = 10.0
 #: End reasons that come from the caller: no close is sent back.
@@ -173,6 +176,7 @@ class CallSession:
         )
         self._spawn(self._connect_timeout(), "connect-timeout")
         self._spawn(self._duration_limit(), "duration-limit")
+        self._spawn(self._live_manifest(), "live-manifest")
         return answer
 
     async def record_failure(self, reason: str) -> None:
@@ -258,6 +262,11 @@ class CallSession:
             await asyncio.wait_for(self.connected.wait(), self.config.bot.connect_timeout)
         except asyncio.TimeoutError:
             await self.end("connect-timeout")
+
+    async def _live_manifest(self) -> None:
+        while True:
+            await asyncio.sleep(LIVE_MANIFEST_INTERVAL)
+            self.write_manifest()
 
     async def _duration_limit(self) -> None:
         await asyncio.sleep(self.config.max_call_seconds)

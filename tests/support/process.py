@@ -19,12 +19,12 @@ class ServerProcess:
         self.ws_url = url.replace("http", "ws", 1) + "/ws"
 
     @classmethod
-    async def start(cls, data_dir: Path, *args: str, timeout: float = 30) -> "ServerProcess":
+    async def start(cls, data_dir: Path, *args: str, timeout: float = 30, cwd: Path = ROOT) -> "ServerProcess":
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(ROOT / "server.py"),
             "--port", "0", "--data-dir", str(data_dir), "--ice-address", "127.0.0.1",
             "--log-level", os.environ.get("CALLBOT_TEST_SERVER_LOG", "warning"), *args,
-            stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert proc.stdout is not None
