@@ -78,7 +78,10 @@ class PhotoCaller:
 
         self.channel = channel
         self.replies: asyncio.Queue[dict] = asyncio.Queue()
-        channel.on("message", lambda m: self.replies.put_nowait(json.loads(m)))
+        channel.on("message", self._on_message)
+
+    def _on_message(self, message) -> None:
+        self.replies.put_nowait(json.loads(message))
 
     def send_photo(self, photo_id, data: bytes, *, chunk: int = 256 * 1024, **over) -> None:
         self.channel.send(begin_message(photo_id, data, **over))
@@ -95,7 +98,7 @@ class PhotoCaller:
         return [await self.reply(timeout) for _ in range(n)]
 
 
-class PhotoPeer:
+class PhotoPeer(PhotoCaller):
     """Both ends of the ``photos`` channel for a test caller, as the page does
     it: sends photos and reads the replies, and receives photos (checked by
     the server's own assembler) and answers them ``photo-saved``."""
@@ -103,39 +106,27 @@ class PhotoPeer:
     def __init__(self, channel) -> None:
         import asyncio
 
-        from photos.protocol import PhotoAssembler, PhotoComplete, PhotoFailed, error_reply, saved_reply
+        from photos.protocol import PhotoAssembler
 
-        self.channel = channel
-        self.replies: asyncio.Queue[dict] = asyncio.Queue()
         self.received: asyncio.Queue = asyncio.Queue()
         self._assembler = PhotoAssembler()
+        super().__init__(channel)
 
-        def on_message(message) -> None:
-            if isinstance(message, str):
-                parsed = json.loads(message)
-                if parsed.get("type") in ("photo-saved", "photo-error"):
-                    self.replies.put_nowait(parsed)
-                    return
-            for event in self._assembler.receive(message):
-                if isinstance(event, PhotoComplete):
-                    event.slot.commit()
-                    self.received.put_nowait(event)
-                    channel.send(json.dumps(saved_reply(event.id, event.size, event.sha256)))
-                elif isinstance(event, PhotoFailed):
-                    channel.send(json.dumps(error_reply(event.id, event.error)))
+    def _on_message(self, message) -> None:
+        from photos.protocol import PhotoComplete, PhotoFailed, error_reply, saved_reply
 
-        channel.on("message", on_message)
-
-    def send_photo(self, photo_id, data: bytes, *, chunk: int = 256 * 1024, **over) -> None:
-        self.channel.send(begin_message(photo_id, data, **over))
-        for part in chunked(data, chunk):
-            self.channel.send(part)
-        self.channel.send(end_message(photo_id))
-
-    async def reply(self, timeout: float = 30.0) -> dict:
-        import asyncio
-
-        return await asyncio.wait_for(self.replies.get(), timeout)
+        if isinstance(message, str):
+            parsed = json.loads(message)
+            if parsed.get("type") in ("photo-saved", "photo-error"):
+                self.replies.put_nowait(parsed)
+                return
+        for event in self._assembler.receive(message):
+            if isinstance(event, PhotoComplete):
+                event.slot.commit()
+                self.received.put_nowait(event)
+                self.channel.send(json.dumps(saved_reply(event.id, event.size, event.sha256)))
+            elif isinstance(event, PhotoFailed):
+                self.channel.send(json.dumps(error_reply(event.id, event.error)))
 
     async def photo(self, timeout: float = 30.0):
         """The next photo received (a ``PhotoComplete``)."""
