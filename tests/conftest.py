@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 
 from peer.compat import restrict_host_addresses
 from tests.support.server import Client, RunningServer, running_server, test_config
+
+_HERE = Path(__file__).resolve().parent
+#: Tests under these folders get the marker of the same name (and ``slow``),
+#: so that ``pytest -m "not slow"`` is the fast part.
+_FOLDER_MARKERS = {"browser": "browser", "redis": "redis"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(item.path).resolve().relative_to(_HERE).parts[0]
+        marker = _FOLDER_MARKERS.get(folder)
+        if marker is not None:
+            item.add_marker(marker)
+            item.add_marker("slow")
 
 
 @pytest.fixture(autouse=True)

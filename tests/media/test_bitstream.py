@@ -10,6 +10,8 @@ import pytest
 
 from media.bitstream import frame_info, h264_nal_units, h264_sps_size
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 def encode(codec: str, width: int, height: int, count: int, **options) -> list[bytes]:
     ctx = av.CodecContext.create(codec, "w")

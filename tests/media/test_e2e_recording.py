@@ -23,6 +23,8 @@ from tests.support.media import (
 )
 from tests.support.caller import Caller
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 SECONDS = 10.0
 
 

@@ -10,6 +10,8 @@ from peer.echo import EncodedEchoTrack
 from peer.tap import EncodedFrameTap
 from tests.support.media import FPS, nearest_palette, open_call, read_pattern
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
 async def test_caller_receives_its_own_video_and_audio(watch, codec):

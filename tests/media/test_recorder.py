@@ -27,6 +27,8 @@ from tests.support.media import (
     wait_senders_done,
 )
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 async def record_call(watch, tmp_path: Path, options: RecordingOptions, *, seconds: float, **call_kwargs):
     """Run one call into a CallRecorder; hang up when everything sent has arrived."""

@@ -14,6 +14,8 @@ import pytest
 from media.storage import sha256_file
 from tests.support.media import inspect_recording
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

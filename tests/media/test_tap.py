@@ -11,6 +11,8 @@ from media.frames import EncodedFrame
 from peer.tap import EncodedFrameTap
 from tests.support.media import FPS, nearest_palette, open_call, read_pattern
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 class Collect:
     """A sink that keeps frames and lets a test await a condition on them."""

@@ -18,6 +18,8 @@ from tests.support.server import Client, running_server, test_config
 from tests.support.wait import eventually
 from tests.support.caller import Caller, PatternVideoTrack
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 def manifests(data_dir) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((data_dir / "calls").glob("*/meta.json"))]

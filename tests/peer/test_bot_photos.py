@@ -15,6 +15,9 @@ from webapp.keys import BOT
 from tests.support.server import Client, running_server, test_config
 from tests.support.caller import Caller
 from tests.support.photos import PhotoCaller, make_jpeg, make_png
+import pytest
+
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
 
 
 async def test_photos_over_the_data_channel_to_the_bot(tmp_path):

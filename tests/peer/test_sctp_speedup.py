@@ -13,6 +13,9 @@ from aiortc.rtcsctptransport import (
     InboundStream,
 )
 from peer import compat
+import pytest
+
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
 
 
 def fragments(messages: list[tuple[int, bool]], first_tsn: int) -> list[DataChunk]:

@@ -13,7 +13,7 @@ from photos.protocol import PhotoLimits
 
 from tests.support.photos import begin_message, chunked, end_message, make_jpeg
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def _files(call) -> dict[str, bytes]:

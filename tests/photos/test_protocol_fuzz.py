@@ -32,6 +32,9 @@ JSON_JUNK = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.floats(allow_nan=False),
     st.text(max_size=12), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
+import pytest
+
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 
 

@@ -17,6 +17,8 @@ from tests.support.photos import begin_message, chunked, make_jpeg
 from tests.support.process import ServerProcess
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 def manifests(data_dir) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((data_dir / "calls").glob("*/meta.json"))]

@@ -44,6 +44,8 @@ frames = st.one_of(
     st.integers(65_537, 70_000).map(lambda n: "x" * n),  # over the size limit: 1009
 )
 
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
+
 
 class LiveServer:
     """A server and a well-behaved caller running in a loop on another thread."""

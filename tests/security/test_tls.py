@@ -12,6 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.process import ServerProcess
+import pytest
+
+pytestmark = pytest.mark.slow  # real calls, processes or real-time media
 
 
 def self_signed(directory) -> tuple[str, str]:
