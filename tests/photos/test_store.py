@@ -75,7 +75,17 @@ def test_pixel_bomb_is_refused_before_decoding() -> None:
     bomb = _png_header(60_000, 60_000) + b"\0" * 100
     with pytest.raises(TooLarge, match="60000x60000"):
         verify_image(bomb, "image/png", LIMITS)
-    assert inspect_image(bomb, "image/png", PhotoLimits(max_pixels=None)).width == 60_000
+    assert inspect_image(bomb, "image/png", PhotoLimits(max_pixels=None, max_decode_bytes=None)).width == 60_000
+
+
+def test_decode_cost_counts_channels_and_bytes_per_sample_not_only_pixels() -> None:
+    """Issue 14 #2: 10950x10950 16-bit RGBA is under 120 Mpx but ~1 GB decoded."""
+    header = _png_header(10_950, 10_950)
+    rgba16 = header[:24] + bytes([16, 6]) + header[26:]
+    with pytest.raises(TooLarge, match="10950x10950 pixels x 4 channels x 2 bytes"):
+        inspect_image(rgba16, "image/png", LIMITS)
+    grey8 = _png_header(4000, 4000)  # 16 MB decoded: fine
+    assert inspect_image(grey8[:24] + bytes([8, 0]) + grey8[26:], "image/png", LIMITS).channels == 1
 
 
 def test_valid_header_but_corrupt_body_does_not_decode(jpeg_10k) -> None:
