@@ -31,6 +31,7 @@ from webapp import metrics
 from webapp.access import AddressLimiter, make_security_middleware
 from webapp.auth import TokenVerifier
 from webapp.config import Config
+from webapp.diskwatch import disk_watch_ctx
 from webapp.gallery import add_gallery_routes, retention_ctx
 from webapp.keys import (
     ADDRESS_LIMITER, BOT, CONFIG, HUB, MEDIA_KEY, REGISTRY, SHARED_PHOTOS, UPLOAD_TOKENS, VERIFIER, WEBSOCKETS,
@@ -143,6 +144,7 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(bot_ctx)
     app.cleanup_ctx.append(retention_ctx)
+    app.cleanup_ctx.append(disk_watch_ctx)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
