@@ -95,7 +95,8 @@ def _claims(payload: dict[str, Any]) -> TokenClaims:
     sub, exp = payload.get("sub"), payload.get("exp")
     if not isinstance(sub, str) or not sub:
         raise AuthError("token names no user")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp) or exp > MAX_EXP:
+    if (isinstance(exp, bool) or not isinstance(exp, (int, float))
+            or (isinstance(exp, float) and not math.isfinite(exp)) or exp > MAX_EXP):
         raise AuthError("token has no valid expiry")
     return TokenClaims(sub, float(exp), payload.get("admin") is True)
 
