@@ -205,3 +205,47 @@ def test_png_bomb_helper_is_a_real_png():
     image = cv2.imdecode(np.frombuffer(png_bomb(300, 200), np.uint8), cv2.IMREAD_UNCHANGED)
     assert image.shape == (200, 300, 4) and image.dtype == np.uint16 and not image.any()
     assert hashlib.sha256(png_bomb(10, 10)).hexdigest() == hashlib.sha256(png_bomb(10, 10)).hexdigest()
+
+
+@pytest.mark.slow
+async def test_a_recording_stops_cleanly_when_the_disk_fills(tmp_path):
+    """Issue 14 #5: the free-space floor applies to a recording in progress."""
+    import shutil
+    import subprocess
+
+    from tests.support.wait import eventually
+
+    free = shutil.disk_usage(tmp_path).free
+    floor = free - 2 * 1024 * MB  # 2 GB above the floor now; other work on the machine writes too
+    proc = await ServerProcess.start(tmp_path, "--min-free-bytes", str(floor))
+    filler = tmp_path / "filler"
+    try:
+        alice = await Client.connect(proc.ws_url)
+        await alice.login("alice")
+        caller = Caller(alice)
+        await caller.call()
+        (call_dir,) = list((tmp_path / "calls").iterdir())
+
+        def recording() -> dict | None:
+            meta = json.loads((call_dir / "meta.json").read_text())
+            return meta.get("recording") or None
+
+        await eventually(lambda: any(p.name.startswith("recording.") for p in call_dir.iterdir()), 15)
+        subprocess.run(["fallocate", "-l", str(4 * 1024 * MB), str(filler)], check=True)
+        error = await alice.recv_type("error", timeout=15)
+        assert (error["code"], error["username"]) == ("disk-full", "bot")
+        rec = await eventually(lambda: (r := recording()) and r.get("stop_reason") == "disk-full" and r, 10)
+        assert rec["file"] and (call_dir / rec["file"]).stat().st_size > 0
+        assert rec["state"] in ("complete", "incomplete") and rec["stop_reason"] == "disk-full"
+        assert caller.pc.connectionState == "connected"  # the call goes on
+        filler.unlink()
+        await caller.hangup()
+        final = await eventually(lambda: (m := json.loads((call_dir / "meta.json").read_text()))["status"] == "complete" and m, 15)
+        assert final["recording"]["stop_reason"] == "disk-full" and final["recording"]["state"] == "complete"
+        import av
+        with av.open(str(call_dir / final["recording"]["file"])) as container:  # the file plays
+            assert sum(1 for _ in container.demux(video=0)) > 0
+        await alice.close()
+    finally:
+        filler.unlink(missing_ok=True)
+        await proc.stop()
