@@ -272,3 +272,14 @@ def test_rotated_jpeg_is_checked_as_stored(jpeg_10k) -> None:
     assert shown.shape[:2] == stored.shape[1::-1]  # the tag took effect
     info = verify_image(rotated, "image/jpeg", LIMITS)
     assert (info.width, info.height) == (stored.shape[1], stored.shape[0])
+
+
+async def test_below_the_free_space_floor_nothing_is_written(call_dir, jpeg_10k) -> None:
+    """Issue 14 #5: --min-free-bytes applies to photos, not only to new calls."""
+    from photos.errors import DiskFull
+
+    store = PhotoStore(call_dir, limits=PhotoLimits(min_free_bytes=10**18), fsync=False)
+    with pytest.raises(DiskFull):
+        await store.save(_photo(jpeg_10k, store.quota))
+    assert list(call_dir.path.iterdir()) == [] and (store.quota.saved, store.quota.reserved) == (0, 0)
+    assert DiskFull.code == "disk-full" and DiskFull.http_status == 507
