@@ -84,6 +84,10 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     SERVER_BUDGET.configure(config.photos.max_memory)
     if verifier is not None:
         app[VERIFIER] = verifier
+    if sec.auth_secret is not None and len(sec.auth_secret.encode()) < 32:
+        # RFC 7518 section 3.2: an HS256 key at least as long as the hash.
+        logger.warning("--auth-secret is %d bytes; HS256 wants at least 32 (RFC 7518 section 3.2)",
+                       len(sec.auth_secret.encode()))
     if sec.trusted_networks and not sec.auth_enabled:
         logger.warning("without token auth, clients from %s may read and delete every call",
                        ", ".join(sec.trusted_networks))

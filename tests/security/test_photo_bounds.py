@@ -249,3 +249,51 @@ async def test_a_recording_stops_cleanly_when_the_disk_fills(tmp_path):
     finally:
         filler.unlink(missing_ok=True)
         await proc.stop()
+
+
+@pytest.mark.slow
+async def test_photo_bytes_in_memory_are_bounded_for_the_whole_server(tmp_path):
+    """Five calls, each 5.5 MB into a photo declared 19.5 MB, against
+    --max-photo-memory 24 MB: four fit, the fifth is answered busy, and the
+    server holds about 24 MB (the old code: 5 x 19.5 MB at the photo-begins)."""
+    proc = await ServerProcess.start(tmp_path, "--no-record", "--frame-interval", "0",
+                                     "--max-photo-memory", str(24 * 1000 * 1000))
+    clients, callers = [], []
+    try:
+        pid = proc.proc.pid
+        links = []
+        for i in range(5):
+            client = await Client.connect(proc.ws_url)
+            await client.login(f"user{i}")
+            caller = Caller(client, tracks=[])
+            link = PhotoCaller(caller.pc.createDataChannel("photos"))
+            opened = asyncio.Event()
+            link.channel.on("open", opened.set)
+            await caller.call()
+            await asyncio.wait_for(opened.wait(), 10)
+            clients.append(client)
+            callers.append(caller)
+            links.append(link)
+        before = rss_bytes(pid)
+        part = (bytes(range(256)) * 21500)[:5_500_000]  # the first 5.5 MB of the photo
+        for i, link in enumerate(links):
+            link.channel.send(begin_message(f"p{i}", b"x", size=19_500_000))
+            for start in range(0, len(part), 64 * 1024):
+                link.channel.send(part[start:start + 64 * 1024])
+            link.channel.send(end_message("probe"))  # answered once the chunks before it are in
+        outcomes = []
+        for link in links:
+            outcomes.append(await link.reply(30))
+            if outcomes[-1]["error"] == "busy":
+                outcomes[-1] = {"error": "busy", "then": await link.reply(30)}
+        busy = [o for o in outcomes if o["error"] == "busy"]
+        assert len(busy) == 1 and busy[0]["then"]["error"] == "id-mismatch", outcomes
+        assert sum(1 for o in outcomes if o["error"] == "id-mismatch") == 4
+        grown = rss_bytes(pid) - before
+        assert grown < 50 * MB, f"server RSS grew by {grown / MB:.0f} MB"
+    finally:
+        for caller in callers:
+            await caller.pc.close()
+        for client in clients:
+            await client.close()
+        await proc.stop()
