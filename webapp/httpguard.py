@@ -1,16 +1,21 @@
 """Connection-level limits for every HTTP connection, before aiohttp parses a byte.
 
 aiohttp bounds what a connection *sends* (header sizes, body sizes) and,
-with ``keepalive_timeout``, how long a connection may go without a complete
-request: silent after connecting, trickling header lines, or idle between
-keep-alive requests (the timer starts when the connection opens or a response
-ends, and bytes of an unfinished request do not reset it). What it does not
-bound is how many connections it holds: with the process's descriptors used
-up by sockets that send nothing, ``accept()`` fails and every real request
-waits. So a connection is refused at once, with a short 503 and a close,
-when the server already holds ``--max-connections`` of them, or its address
-holds ``--max-connections-per-address`` (trusted proxies are exempt from the
-per-address count; behind them the WebSocket limit counts forwarded addresses).
+with ``keepalive_timeout`` (``--idle-timeout``), how long a connection may
+wait for its next request after a response (the timer starts when a response
+ends, and bytes of an unfinished request do not reset it, so trickled header
+lines do not help). Before the first request only recent aiohttp versions
+time a connection out, so the guard does it itself: a connection whose first
+request head (up to its blank line, RFC 9112 section 2.1) has not arrived
+within ``--idle-timeout`` is closed, silent or trickling. A TLS handshake
+gets the same time.
+
+What aiohttp does not bound at all is how many connections it holds: with
+the process's descriptors used up by sockets that send nothing, ``accept()``
+fails and every real request waits. So a connection is refused at once, with
+a short 429 and a close, when its address holds ``--max-connections-per-address``
+(trusted proxies are exempt; behind them the WebSocket limit counts
+forwarded addresses), or with 503 when the server holds ``--max-connections``.
 
 :func:`start_site` wraps aiohttp's protocol factory with the guard; the
 server and the tests start sites through it, so the tests see what
@@ -51,8 +56,10 @@ _TOTAL = _refusal(b"503 Service Unavailable")
 class ConnectionGuard:
     """Counts open connections, in total and per address."""
 
-    def __init__(self, *, max_total: int, max_per_address: int, exempt: tuple = ()) -> None:
+    def __init__(self, *, max_total: int, max_per_address: int, exempt: tuple = (),
+                 head_timeout: float | None = None) -> None:
         self.max_total = max_total
+        self.head_timeout = head_timeout
         self.max_per_address = max_per_address
         self.exempt = exempt
         self.total = 0
@@ -90,6 +97,9 @@ class _GuardedProtocol(asyncio.Protocol):
         self._factory = factory
         self._inner: Any = None
         self._address: str | None = None
+        self._transport: asyncio.BaseTransport | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -107,10 +117,30 @@ class _GuardedProtocol(asyncio.Protocol):
                 transport.close()
             return
         self._address = address
+        self._transport = transport
+        if self._guard.head_timeout is not None:
+            self._head_timer = asyncio.get_running_loop().call_later(self._guard.head_timeout, self._head_late)
         self._inner = self._factory()
         self._inner.connection_made(transport)
 
+    def _head_late(self) -> None:
+        self._head_timer = None
+        logger.debug("closing a connection from %s: no request within %.0f s", self._address,
+                     self._guard.head_timeout)
+        if self._transport is not None:
+            self._transport.close()
+
     def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            # The first request's head ends at its first blank line (CRLF,
+            # or the bare LF RFC 9112 section 2.2 lets a server accept).
+            seen = self._tail + data
+            if b"\n\r\n" in seen or b"\n\n" in seen:
+                self._head_timer.cancel()
+                self._head_timer = None
+                self._tail = b""
+            else:
+                self._tail = seen[-3:]
         if self._inner is not None:
             self._inner.data_received(data)
 
@@ -128,6 +158,10 @@ class _GuardedProtocol(asyncio.Protocol):
             self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._transport = None
         if self._address is not None:
             self._guard.leave(self._address)
             self._address = None
@@ -157,8 +191,9 @@ class _GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
+        extra = {"ssl_handshake_timeout": self.guard.head_timeout} if self._ssl_context and self.guard.head_timeout else {}
         self._server = await loop.create_server(
-            self.guard.wrap(server), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            self.guard.wrap(server), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog, **extra,
         )
 
 
@@ -167,7 +202,7 @@ async def start_site(runner: web.AppRunner, config: Config, host: str, port: int
     """Listen on ``host``:``port`` behind a :class:`ConnectionGuard`; returns it and the bound port."""
     sec = config.security
     guard = ConnectionGuard(max_total=sec.max_connections, max_per_address=sec.max_connections_per_address,
-                            exempt=parse_networks(sec.trusted_proxies))
+                            exempt=parse_networks(sec.trusted_proxies), head_timeout=sec.idle_timeout)
     site = _GuardedSite(runner, host, port, guard, ssl_context)
     await site.start()
     assert site._server is not None and site._server.sockets

@@ -119,3 +119,29 @@ async def test_connections_in_total_are_bounded(tmp_path):
         for _, w in conns:
             w.close()
         await proc.stop()
+
+
+async def test_the_idle_timeout_cuts_waiting_not_working_connections(tmp_path):
+    """--idle-timeout closes connections that have not sent a request, never
+    a WebSocket or a response in progress that outlives it."""
+    from webapp.config import SecurityConfig
+    from tests.support.server import Client, running_server, test_config
+
+    config = test_config(tmp_path, security=SecurityConfig(idle_timeout=1.0))
+    async with running_server(config) as srv:
+        alice = await Client.connect(srv.ws_url)
+        await alice.login("alice")
+        silent_r, silent_w = await connect_from(srv.port, "127.0.0.1")
+        started = time.monotonic()
+        assert await closed_by_server(silent_r, 10) == b""
+        assert time.monotonic() - started < 5
+        # The passing of time is the thing under test: the WebSocket outlives
+        # the idle timeout twice over and still works.
+        await asyncio.sleep(2.0)
+        await alice.send({"type": "presence"})
+        reply = await alice.recv_type("presence")
+        while "users" not in reply:  # a coalesced delta may come first
+            reply = await alice.recv_type("presence")
+        assert "alice" in reply["users"]
+        silent_w.close()
+        await alice.close()
