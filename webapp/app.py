@@ -80,7 +80,8 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     # every node; without one, a random key per process.
     app[MEDIA_KEY] = (hmac.new(sec.auth_secret.encode(), b"callbot media urls", hashlib.sha256).digest()
                       if sec.auth_secret else os.urandom(32))
-    app[UPLOAD_TOKENS] = UploadTokens(app[MEDIA_KEY])
+    # A key of their own (derived), so an upload token is never a media signature.
+    app[UPLOAD_TOKENS] = UploadTokens(hmac.new(app[MEDIA_KEY], b"upload tokens", hashlib.sha256).digest())
     SERVER_BUDGET.configure(config.photos.max_memory)
     if verifier is not None:
         app[VERIFIER] = verifier
