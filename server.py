@@ -27,12 +27,16 @@ from webapp.app import create_app
 from webapp.auth import mint_token
 from webapp.config import Config
 from webapp.flags import config_from_args, env_name
+from webapp.httpguard import make_runner, start_site
 
 logger = logging.getLogger("server")
 
 
 async def serve(config: Config, app: web.Application) -> None:
-    runner = web.AppRunner(app, shutdown_timeout=5.0, handle_signals=False)
+    _raise_descriptor_limit()
+    # Timeouts, the access log that redacts tokens, and the connection
+    # guard: webapp/httpguard.py.
+    runner = make_runner(app, config)
     await runner.setup()
     ssl_context = None
     if config.security.cert:
@@ -40,9 +44,8 @@ async def serve(config: Config, app: web.Application) -> None:
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.security.cert, config.security.key)
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    _, port = await start_site(runner, config, config.host, config.port, ssl_context)
+    host = config.host
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if ssl_context else "http"
     print(f"callbot serving on {scheme}://{shown}:{port}", flush=True)
@@ -56,6 +59,19 @@ async def serve(config: Config, app: web.Application) -> None:
         logger.info("shutting down")
     finally:
         await runner.cleanup()
+
+
+def _raise_descriptor_limit() -> None:
+    """Raise the soft descriptor limit to the hard one: --max-connections
+    (1000 by default) must fit, with room for files, calls and Redis."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    except (ImportError, ValueError, OSError) as exc:
+        logger.warning("cannot raise the descriptor limit: %s", exc)
 
 
 def mint_token_main(argv: Sequence[str]) -> int:

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp  # noqa: E402
 
 from peer.compat import restrict_host_addresses  # noqa: E402
-from tests.helpers import Client  # noqa: E402
-from tests.peer_client import Caller  # noqa: E402
-from tests.photos.helpers import PhotoCaller, make_jpeg  # noqa: E402
-from tests.process import ServerProcess  # noqa: E402
+from tests.support.server import Client  # noqa: E402
+from tests.support.caller import Caller  # noqa: E402
+from tests.support.photos import PhotoCaller, make_jpeg  # noqa: E402
+from tests.support.process import ServerProcess  # noqa: E402
 
 
 def proc_stats(pid: int) -> dict[str, int]:

@@ -36,6 +36,7 @@ from peer.hooks import EventQueue
 from peer.ice import rtc_configuration
 from peer.sdp import CandidateError, add_bitrate_hints, parse_candidate
 from signaling.protocol import IceCandidate
+from webapp import metrics
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -247,6 +248,7 @@ class CallSession:
         logger.info("call %s (%s): connection %s", self.id, self.caller, state)
         if state == "connected" and not self.connected.is_set() and self.manifest is not None:
             self.manifest.connected_at = time.time()
+            metrics.call_connected(self.manifest.connected_at - self.started_at)
             self.connected.set()
             self.media.on_connected()
             self.write_manifest()
@@ -390,6 +392,8 @@ class CallSession:
                     self.manifest.status = "complete"
                     await self.manifest.write_async()
             finally:
+                if self.manifest is not None:  # refused calls are not calls
+                    metrics.call_ended(reason, recording)
                 self.ended.set()
                 if self._on_ended is not None:
                     self._on_ended(self)

@@ -14,6 +14,12 @@ A peer that gets more than ``max_queue`` replies ahead of us, or leaves more
 than ``max_buffered`` bytes of replies unread, is flooding: the channel is
 closed (the one case where an error does not leave the channel usable).
 
+A call has at most ``limits.max_channels`` (1) ``photos`` channels open at
+once: each channel is an assembler with its own photo in flight, so twenty
+channels would be twenty photos in flight. A further one is closed at once
+(``PhotoChannel.refused``); the photos in flight of a call are bounded over all
+its channels and uploads by ``max_in_flight`` in any case.
+
 The other direction (a bot sending the caller a photo): :meth:`PhotoChannel.send_photo`
 sends ``photo-begin``, chunks paced by ``bufferedAmount`` and ``photo-end``,
 and waits for the caller's ``photo-saved`` (whose size and SHA-256 must match)
@@ -42,6 +48,7 @@ from photos.protocol import (
     saved_reply,
 )
 from photos.store import PhotoStore
+from webapp import metrics
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
@@ -88,9 +95,17 @@ class PhotoChannel:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max_queue)
         self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._serve(), name=self._log)
+        #: True when the call already had its photos channels: this one was closed.
+        self.refused = store.open_channels >= store.limits.max_channels
+        store.open_channels += 1
         channel.on("message", self._on_message)
         channel.on("close", self._on_close)
-        if channel.readyState == "closed":
+        if self.refused:
+            logger.warning("%s: the call already has %d photos channel(s) open; closing this one",
+                           self._log, store.open_channels - 1)
+            self._shutdown("one photos channel per call")
+            channel.close()
+        elif channel.readyState == "closed":
             self._shutdown("channel already closed")
 
     @property
@@ -137,6 +152,7 @@ class PhotoChannel:
         if self._closed:
             return
         self._closed = True
+        self.store.open_channels -= 1
         logger.debug("%s: stopping: %s", self._log, why)
         self.channel.remove_listener("message", self._on_message)
         self.channel.remove_listener("close", self._on_close)
@@ -164,6 +180,8 @@ class PhotoChannel:
                     # (a misbehaving peer could fill the log with them).
                     level = logging.INFO if isinstance(event, PhotoFailed) else logging.DEBUG
                     logger.log(level, "%s: photo %r: %s", self._log, event.id, event.error.code)
+                    if isinstance(event, PhotoFailed):
+                        metrics.photo_refused(event.error.code)
                     self._send(error_reply(event.id, event.error))
             except Exception:  # never let one reply end the channel's service
                 logger.exception("%s: answering %r failed", self._log, event)
@@ -173,12 +191,14 @@ class PhotoChannel:
             entry = await self.store.save(photo, source="datachannel", check=self._check)
         except PhotoError as exc:
             logger.info("%s: photo %r: %s", self._log, photo.id, exc.code)
+            metrics.photo_refused(exc.code)
             self._send(error_reply(photo.id, exc))
         except Exception:
             photo.slot.release()
             logger.exception("%s: photo %r: saving failed", self._log, photo.id)
             self._send(error_reply(photo.id, StorageFailed("the server could not store the photo")))
         else:
+            metrics.photo_saved("datachannel")
             self._send(saved_reply(photo.id, entry["size"], entry["sha256"]))
             if self._after_save is not None:
                 self._after_save(entry, bytes(photo.data))

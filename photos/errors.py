@@ -21,9 +21,11 @@ Every error a peer can cause has a stable ``code`` (the ``error`` field of a
     │   ├── Interrupted             interrupted        400
     │   ├── TooManyPhotos           too-many-photos    429
     │   ├── Busy                    busy               503
+    │   ├── TimedOut                timeout            408   an upload body too slow
     │   └── Refused                 (the bot's code)   422   a bot's check_photo said no
     └── ServerError  (we failed; 5xx)
-        └── StorageFailed           storage-failed     500
+        ├── StorageFailed           storage-failed     500
+        └── DiskFull                disk-full          507   below --min-free-bytes
 
 ``media.errors.InvalidState`` (our own code calling the assembler in a state
 where that makes no sense, a bug) is not answered on the wire.
@@ -54,7 +56,9 @@ __all__ = [
     "Interrupted",
     "TooManyPhotos",
     "Busy",
+    "TimedOut",
     "StorageFailed",
+    "DiskFull",
     "Refused",
     "ERROR_CODES",
 ]
@@ -149,6 +153,13 @@ class Busy(PeerError):
     http_status = 503
 
 
+class TimedOut(PeerError):
+    """An upload's body did not arrive in time (RFC 9110 section 15.5.9)."""
+
+    code = "timeout"
+    http_status = 408
+
+
 class Refused(PeerError):
     """A bot refused the photo (``RefusePhoto`` in its ``check_photo``); the
     code is the bot's own (``photo-refused`` unless it chose another)."""
@@ -164,6 +175,14 @@ class Refused(PeerError):
 
 class StorageFailed(ServerError):
     code = "storage-failed"
+
+
+class DiskFull(ServerError):
+    """The data directory is below its free-space floor (``--min-free-bytes``);
+    RFC 4918 section 11.5: 507 Insufficient Storage."""
+
+    code = "disk-full"
+    http_status = 507
 
 
 def _leaves(cls: type[PhotoError]) -> list[type[PhotoError]]:

@@ -36,6 +36,12 @@ Rules the spec leaves open, decided here:
   ``id-mismatch`` under *its* id; the current photo carries on.
 * Bytes are never buffered past the declared size: the chunk that would
   overflow fails the photo at once (``size-mismatch``).
+* The declared size is a claim, not a reservation: the buffer grows as bytes
+  arrive, and every byte held counts against the call's photos in flight
+  (``max_in_flight``) and the process's :class:`ByteBudget` (shared by every
+  call and upload), so a peer that declares 20 MB and sends nothing costs
+  nothing, and many peers cannot together hold more than the budget. A chunk
+  that does not fit fails its photo with ``busy``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -68,6 +75,8 @@ __all__ = [
     "MIME_TYPES",
     "PhotoId",
     "PhotoLimits",
+    "ByteBudget",
+    "SERVER_BUDGET",
     "PhotoQuota",
     "PhotoSlot",
     "PhotoBegin",
@@ -124,20 +133,73 @@ class PhotoLimits:
     max_name_chars: int = 255
     # Decoded pixels (width * height): a 20 MB PNG can claim 50000x50000.
     max_pixels: int | None = 120_000_000
+    # Bytes a decode check may allocate (width x height x channels x bytes per
+    # sample, as the header declares, at the reduced size we decode at): a
+    # 900 KB PNG can declare 11000x11000 16-bit RGBA, about 1 GB decoded.
+    max_decode_bytes: int | None = 64 * 1024 * 1024
     # Photos fully received on one channel and not yet saved; past this a new
-    # photo-begin is answered ``busy``. Bounds memory to about
-    # (max_unsaved + 1) * max_bytes per channel.
+    # photo-begin is answered ``busy``.
     max_unsaved: int = 4
+    # Photos in flight in one call (being received or waiting to be saved),
+    # over every channel and HTTP together; past this ``busy``. With the
+    # growing buffers this bounds a call's memory to max_in_flight * max_bytes.
+    max_in_flight: int = 6
+    # ``photos`` data channels open at once in one call; others are closed.
+    max_channels: int = 1
+    # Free bytes the data directory keeps: a photo that would go below is
+    # refused with ``disk-full`` before it is written. None: no floor.
+    min_free_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_photos", "max_chunk_bytes", "min_chunk_bytes", "max_pixels"):
+        for name in ("max_bytes", "max_photos", "max_chunk_bytes", "min_chunk_bytes", "max_pixels",
+                     "max_decode_bytes"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value <= 0):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-        for name in ("max_text_chars", "max_id_chars", "max_name_chars", "max_unsaved"):
+        for name in ("max_text_chars", "max_id_chars", "max_name_chars", "max_unsaved", "max_in_flight",
+                     "max_channels"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+class ByteBudget:
+    """Bytes of photos held in memory by the whole process, every call and
+    upload together. Thread-safe: slots are settled from worker threads too."""
+
+    def __init__(self, capacity: int) -> None:
+        self._lock = threading.Lock()
+        self.capacity = capacity
+        self.used = 0
+        #: The most ever held at once (for tests and /metrics).
+        self.peak = 0
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if self.used + n > self.capacity:
+                return False
+            self.used += n
+            self.peak = max(self.peak, self.used)
+            return True
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
+
+    def configure(self, capacity: int) -> None:
+        """Set the capacity (``create_app`` does, from ``--max-photo-memory``)."""
+        if type(capacity) is not int or capacity <= 0:
+            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+        with self._lock:
+            self.capacity = capacity
+
+    def __repr__(self) -> str:
+        return f"ByteBudget(used={self.used}, capacity={self.capacity})"
+
+
+#: The process's photo bytes in memory. One per process on purpose: memory is
+#: a per-process resource, whatever number of apps or stores share it.
+SERVER_BUDGET = ByteBudget(256 * 1024 * 1024)
 
 
 class PhotoQuota:
@@ -146,18 +208,25 @@ class PhotoQuota:
     A photo takes a :class:`PhotoSlot` when it starts; the slot is committed
     when the file is saved and released when the photo fails, so failed
     attempts do not use up the call's quota, and concurrent uploads cannot
-    overshoot it.
+    overshoot it. At most ``max_in_flight`` slots are reserved at once
+    (``busy`` past it), and the bytes a slot holds count against ``budget``.
     """
 
-    def __init__(self, max_photos: int | None) -> None:
+    def __init__(
+        self, max_photos: int | None, *, max_in_flight: int | None = None, budget: ByteBudget | None = None
+    ) -> None:
         self.max_photos = max_photos
+        self.max_in_flight = max_in_flight
+        self.budget = budget if budget is not None else SERVER_BUDGET
         self.saved = 0
         self.reserved = 0
 
     def reserve(self) -> PhotoSlot:
-        """A slot for one photo, or :class:`TooManyPhotos`."""
+        """A slot for one photo, or :class:`TooManyPhotos` / :class:`Busy`."""
         if self.max_photos is not None and self.saved + self.reserved >= self.max_photos:
             raise TooManyPhotos(f"this call already has its limit of {self.max_photos} photos")
+        if self.max_in_flight is not None and self.reserved >= self.max_in_flight:
+            raise Busy(f"{self.reserved} photos of this call are in flight; retry later")
         self.reserved += 1
         return PhotoSlot(self)
 
@@ -166,17 +235,36 @@ class PhotoQuota:
 
 
 class PhotoSlot:
-    """One reserved place in a :class:`PhotoQuota`; settle it exactly once."""
+    """One reserved place in a :class:`PhotoQuota`; settle it exactly once.
 
-    __slots__ = ("_quota", "state")
+    The bytes the photo holds in memory are taken from the quota's budget
+    with :meth:`hold` as they arrive and given back when the slot settles.
+    """
+
+    __slots__ = ("_quota", "state", "held")
 
     def __init__(self, quota: PhotoQuota) -> None:
         self._quota = quota
         self.state = "reserved"
+        self.held = 0
 
     @property
     def settled(self) -> bool:
         return self.state != "reserved"
+
+    def hold(self, n: int) -> None:
+        """Count ``n`` more bytes held for this photo; :class:`Busy` when the
+        process's budget has no room (nothing is taken then)."""
+        if self.state != "reserved":
+            raise InvalidState("hold", self.state)
+        if not self._quota.budget.take(n):
+            raise Busy("the server holds too many photo bytes right now; retry later")
+        self.held += n
+
+    def _give_back(self) -> None:
+        if self.held:
+            self._quota.budget.give(self.held)
+            self.held = 0
 
     def commit(self) -> None:
         """The photo is saved: it counts against the quota for good."""
@@ -185,12 +273,14 @@ class PhotoSlot:
         self.state = "committed"
         self._quota.reserved -= 1
         self._quota.saved += 1
+        self._give_back()
 
     def release(self) -> None:
         """The photo failed: give the place back. Idempotent."""
         if self.state == "reserved":
             self.state = "released"
             self._quota.reserved -= 1
+            self._give_back()
 
     def __repr__(self) -> str:
         return f"PhotoSlot({self.state})"
@@ -411,7 +501,9 @@ class PhotoAssembler:
 
     def __init__(self, limits: PhotoLimits | None = None, *, quota: PhotoQuota | None = None) -> None:
         self.limits = limits if limits is not None else PhotoLimits()
-        self.quota = quota if quota is not None else PhotoQuota(self.limits.max_photos)
+        self.quota = quota if quota is not None else PhotoQuota(
+            self.limits.max_photos, max_in_flight=self.limits.max_in_flight
+        )
         self.state = State.IDLE
         self._transfer: _Transfer | None = None
         # In DISCARDING: the id whose photo-end ends the discard (None: any).
@@ -475,15 +567,14 @@ class PhotoAssembler:
         if error is None:
             try:
                 slot = self.quota.reserve()
-            except TooManyPhotos as exc:
+            except (TooManyPhotos, Busy) as exc:
                 error = exc
         if error is not None:
             self._set_state(State.DISCARDING, begin.id)
             return [PhotoFailed(begin.id, error)]
-        # Allocated up front when the size is bounded: chunks are copied in
-        # place, once, with no regrowth. Without a limit the declared size is
-        # not trusted with an allocation; the buffer grows as bytes arrive.
-        buffer = bytearray(begin.size) if limits.max_bytes is not None else bytearray()
+        # The declared size is not trusted with an allocation: the buffer
+        # grows as bytes arrive (bytearray appends are amortised O(1)).
+        buffer = bytearray()
         max_chunks = None
         if limits.min_chunk_bytes is not None:
             max_chunks = -(-begin.size // limits.min_chunk_bytes) + 4
@@ -514,10 +605,11 @@ class PhotoAssembler:
                     SizeMismatch(f"more than the declared {transfer.begin.size} bytes arrived")
                 )
             ]
-        if len(transfer.buffer) >= end:
-            transfer.buffer[transfer.received : end] = chunk.data
-        else:
-            transfer.buffer += chunk.data
+        try:
+            transfer.slot.hold(n)
+        except Busy as exc:
+            return [self._fail(exc)]
+        transfer.buffer += chunk.data
         transfer.hasher.update(chunk.data)
         transfer.received = end
         return []

@@ -29,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 import time
 import unicodedata
 from concurrent.futures import Executor
 from typing import Any, Awaitable, Callable
 
 from media.storage import CallDirectory, atomic_write_bytes
-from photos.errors import StorageFailed
+from photos.errors import DiskFull, StorageFailed
 from photos.image import ImageInfo, verify_image
 from photos.protocol import MIME_TYPES, PhotoComplete, PhotoLimits, PhotoQuota
 
@@ -58,6 +59,10 @@ def clean_name(name: str, max_chars: int) -> str:
     name = unicodedata.normalize("NFC", name)
     name = "".join(c for c in name if unicodedata.category(c) not in _DROPPED_CATEGORIES)
     return name.strip()[:max_chars]
+
+
+def _free_bytes(path: Any) -> int:
+    return shutil.disk_usage(path).free
 
 
 def _utc_iso(t: float) -> str:
@@ -83,10 +88,15 @@ class PhotoStore:
         executor: Executor | None = None,
         fsync: bool = True,
         clock: Callable[[], float] = time.time,
+        quota: PhotoQuota | None = None,
     ) -> None:
         self.directory = directory
         self.limits = limits if limits is not None else PhotoLimits()
-        self.quota = PhotoQuota(self.limits.max_photos)
+        self.quota = quota if quota is not None else PhotoQuota(
+            self.limits.max_photos, max_in_flight=self.limits.max_in_flight
+        )
+        #: ``photos`` channels open on this call (``limits.max_channels`` at most).
+        self.open_channels = 0
         self._on_saved = on_saved
         self._executor = executor
         self._fsync = fsync
@@ -112,6 +122,7 @@ class PhotoStore:
         *,
         source: str = "datachannel",
         check: Callable[[PhotoComplete, ImageInfo], Awaitable[None]] | None = None,
+        info: ImageInfo | None = None,
     ) -> dict[str, Any]:
         """Check ``photo`` decodes, write it, return its manifest entry.
 
@@ -121,17 +132,25 @@ class PhotoStore:
 
         Settles ``photo.slot``: committed on success, released on any error.
         Raises :class:`PhotoError` (``not-an-image``, ``mime-mismatch``,
-        ``too-large`` for pixels, ``storage-failed``, a refusal). Cancellation
+        ``too-large`` for pixels, ``storage-failed``, ``disk-full``, a
+        refusal). ``info``: the photo was verified already (by the caller,
+        before this store's directory existed). Cancellation
         before the write leaves nothing behind; once the write has started it
         is finished and recorded, then the cancellation goes on.
         """
         loop = asyncio.get_running_loop()
         try:
-            info: ImageInfo = await loop.run_in_executor(
-                self._executor, verify_image, photo.data, photo.mime, self.limits
-            )
+            if info is None:
+                info = await loop.run_in_executor(self._executor, verify_image, photo.data, photo.mime, self.limits)
             if check is not None:
                 await check(photo, info)
+            floor = self.limits.min_free_bytes
+            if floor is not None:
+                free = await loop.run_in_executor(self._executor, _free_bytes, self.directory.path)
+                if free - photo.size < floor:
+                    logger.warning("photos %s: refused a photo: %d bytes free, the floor is %d",
+                                   self.directory.call_id, free, floor)
+                    raise DiskFull("the server is low on disk space and cannot store photos")
         except BaseException:
             photo.slot.release()
             raise

@@ -10,7 +10,10 @@ themselves, or mount it as a sub-application.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import os
 import weakref
 from pathlib import Path
 from typing import AsyncIterator
@@ -23,12 +26,18 @@ from peer.ice import client_ice_servers
 from peer.runtime import BotRuntime
 from signaling.hub import CLOSE_GOING_AWAY, SignalingHub
 from signaling.registry import InMemoryRegistry, Registry
-from webapp.access import AddressLimiter
+from photos.protocol import SERVER_BUDGET
+from webapp import metrics
+from webapp.access import AddressLimiter, make_security_middleware
+from webapp.auth import TokenVerifier
 from webapp.config import Config
-from webapp.gallery import add_gallery_routes
-from webapp.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, WEBSOCKETS
+from webapp.diskwatch import disk_watch_ctx
+from webapp.gallery import add_gallery_routes, retention_ctx
+from webapp.keys import (
+    ADDRESS_LIMITER, BOT, CONFIG, HUB, MEDIA_KEY, REGISTRY, SHARED_PHOTOS, UPLOAD_TOKENS, VERIFIER, WEBSOCKETS,
+)
 from webapp.photos_api import upload_photo
-from webapp.shared_photos import SharedPhotos
+from webapp.shared_photos import SharedPhotos, UploadTokens
 from webapp.ws import websocket_handler
 
 logger = logging.getLogger(__name__)
@@ -55,10 +64,41 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     ``config.bot_spec`` names, else the built-in one for ``--talkback``)."""
     if bot is None:
         bot = load_bot(config.bot_spec, config.bot.talkback)
-    app = web.Application(client_max_size=config.photos.max_bytes + 1024)
+    sec = config.security
+    verifier = None
+    if sec.auth_enabled:
+        verifier = TokenVerifier(secret=sec.auth_secret, jwks=sec.auth_jwks, issuer=sec.auth_issuer,
+                                 audience=sec.auth_audience, algorithms=sec.auth_algorithms)
+    app = web.Application(
+        client_max_size=config.photos.max_bytes + 1024,
+        middlewares=[make_security_middleware(config, verifier)],
+    )
     app[CONFIG] = config
     app[WEBSOCKETS] = weakref.WeakSet()
-    app[ADDRESS_LIMITER] = AddressLimiter(config.security.max_connections_per_address)
+    app[ADDRESS_LIMITER] = AddressLimiter(sec.max_connections_per_address)
+    # Media URLs signed with a key derived from the shared secret verify on
+    # every node; without one, a random key per process.
+    app[MEDIA_KEY] = (hmac.new(sec.auth_secret.encode(), b"callbot media urls", hashlib.sha256).digest()
+                      if sec.auth_secret else os.urandom(32))
+    # A key of their own (derived), so an upload token is never a media signature.
+    app[UPLOAD_TOKENS] = UploadTokens(hmac.new(app[MEDIA_KEY], b"upload tokens", hashlib.sha256).digest())
+    SERVER_BUDGET.configure(config.photos.max_memory)
+    if verifier is not None:
+        app[VERIFIER] = verifier
+    if sec.auth_secret is not None and len(sec.auth_secret.encode()) < 32:
+        # RFC 7518 section 3.2: an HS256 key at least as long as the hash.
+        logger.warning("--auth-secret is %d bytes; HS256 wants at least 32 (RFC 7518 section 3.2)",
+                       len(sec.auth_secret.encode()))
+    if sec.trusted_networks and not sec.auth_enabled:
+        logger.warning("without token auth, clients from %s may read and delete every call",
+                       ", ".join(sec.trusted_networks))
+    if sec.allow_open_turn and sec.turn_secret and not sec.auth_enabled:
+        logger.warning("--allow-open-turn: anyone may fetch TURN credentials from /api/rtc-config")
+
+    async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
+        if verifier is not None:
+            await verifier.start()
+        yield
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         registry: Registry
@@ -76,7 +116,11 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
             backlog=config.backlog,
             rate_limit=config.security.rate_limit,
             rate_burst=config.security.rate_burst,
-            login_extra=lambda username: {"iceServers": client_ice_servers(config.ice, config.turn, username)},
+            login_extra=lambda username: {
+                "iceServers": client_ice_servers(config.ice, config.turn, username),
+                # POST /api/photos without token auth proves the login with it.
+                "uploadToken": app[UPLOAD_TOKENS].mint(username),
+            },
         )
         await hub.start()
         app[REGISTRY] = registry
@@ -101,8 +145,11 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
         for ws in list(app[WEBSOCKETS]):
             await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
 
+    app.cleanup_ctx.append(verifier_ctx)
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(bot_ctx)
+    app.cleanup_ctx.append(retention_ctx)
+    app.cleanup_ctx.append(disk_watch_ctx)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -110,5 +157,6 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     app[SHARED_PHOTOS] = SharedPhotos()
     app.router.add_post("/api/photos", upload_photo)
     add_gallery_routes(app)
+    metrics.add_metrics_route(app)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -17,6 +17,22 @@ __all__ = ["TALKBACK_MODES", "BotConfig", "Config", "IceConfig", "PhotoConfig", 
 class PhotoConfig:
     max_bytes: int = 20 * 1000 * 1000
     max_per_call: int = 500
+    #: Photo bytes held in memory by the whole process (every call and upload).
+    max_memory: int = 256 * 1024 * 1024
+    #: Bytes one image's decode check may allocate (see photos.image).
+    max_decode_bytes: int = 64 * 1024 * 1024
+    #: Concurrent HTTP uploads (POST /api/photos) per user, and in total.
+    max_uploads_per_user: int = 2
+    max_uploads: int = 16
+    #: Seconds an upload body may take in all.
+    upload_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        if min(self.max_bytes, self.max_per_call, self.max_memory, self.max_decode_bytes,
+               self.max_uploads_per_user, self.max_uploads) < 1 or self.upload_timeout <= 0:
+            raise ValueError("photo limits must be positive")
+        if self.max_memory < self.max_bytes:
+            raise ValueError("--max-photo-memory must hold at least one photo of --max-photo-bytes")
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,35 @@ class SecurityConfig:
 
     #: HS256 secret; when set, every WebSocket upgrade and API request needs a token.
     auth_secret: str | None = None
+    #: A JWKS (URL or file) of an identity provider's public keys: tokens
+    #: signed with them are accepted too (RS256, ES256, EdDSA).
+    auth_jwks: str | None = None
+    #: ``iss`` and ``aud`` a token must carry, when set.
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    #: Algorithms accepted, from configuration only (never from a token).
+    #: Empty: HS256 with auth_secret, RS256/ES256/EdDSA with auth_jwks.
+    auth_algorithms: tuple[str, ...] = ()
+    #: Host names the server answers to, besides IP addresses, localhost
+    #: names and the listen address (DNS rebinding). "*": any.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Proxies (addresses or CIDR networks) whose X-Forwarded-For,
+    #: X-Forwarded-Proto and X-Forwarded-Host are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Without token auth, clients from these networks may read and delete
+    #: calls (the gallery API); otherwise loopback only.
+    trusted_networks: tuple[str, ...] = ()
+    #: Seconds a connection may stay without a complete request: silent,
+    #: trickling header lines, or idle between keep-alive requests.
+    idle_timeout: float = 15.0
+    #: Concurrent HTTP connections (WebSockets included) in total.
+    max_connections: int = 1000
+    #: Seconds a signed media URL (a recording in a <video>) stays valid.
+    media_url_ttl: float = 3600.0
+    #: Hand TURN credentials to anyone (--turn-secret without --auth-secret).
+    allow_open_turn: bool = False
+    #: Calls older than this many days are deleted (None: kept).
+    retention_days: float | None = None
     #: Origins allowed to open the WebSocket. Empty: the server's own origin
     #: (and requests without an Origin header, i.e. non-browser clients).
     allowed_origins: tuple[str, ...] = ()
@@ -37,10 +82,12 @@ class SecurityConfig:
     #: Signaling messages per second per connection, and the burst allowed.
     rate_limit: float = 20.0
     rate_burst: float = 40.0
+    #: Concurrent HTTP connections (WebSockets included) per client address.
     max_connections_per_address: int = 32
     #: Longest bot call, seconds.
     max_call_seconds: float = 4 * 3600.0
-    #: New bot calls are refused when the data dir's file system has less free.
+    #: The data dir's file system keeps this much free: new bot calls, photos
+    #: and uploads are refused below it, and recordings stop.
     min_free_bytes: int = 500 * 1000 * 1000
 
     def __post_init__(self) -> None:
@@ -48,8 +95,23 @@ class SecurityConfig:
             raise ValueError("--cert and --key go together")
         if self.turn_urls and not self.turn_secret:
             raise ValueError("--turn-url needs --turn-secret")
+        if self.turn_secret and not self.auth_enabled and not self.allow_open_turn:
+            # Anyone could fetch credentials from /api/rtc-config: an open relay.
+            raise ValueError("--turn-secret without --auth-secret or --auth-jwks hands TURN credentials to "
+                             "anyone (an open relay); add token auth, or --allow-open-turn to mean it")
         if self.rate_limit <= 0 or self.rate_burst < 1 or self.max_connections_per_address < 1:
             raise ValueError("rate limit, burst and connections per address must be positive")
+        if self.idle_timeout <= 0 or self.max_connections < 1 or self.media_url_ttl <= 0:
+            raise ValueError("idle timeout, connections and media URL lifetime must be positive")
+        if self.retention_days is not None and self.retention_days <= 0:
+            raise ValueError("--retention-days must be positive")
+        from webapp.netaddr import parse_networks  # noqa: PLC0415  (webapp.netaddr imports nothing of ours)
+
+        parse_networks(self.trusted_proxies + self.trusted_networks)  # ValueError on a bad one
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_secret is not None or self.auth_jwks is not None
 
 
 @dataclass(frozen=True)
@@ -99,6 +161,15 @@ class Config:
         sec = self.security
         return TurnSecret(urls=sec.turn_urls, secret=sec.turn_secret, ttl=sec.turn_ttl)
 
+    def photo_limits(self) -> PhotoLimits:
+        """Limits of one call's photos (data channel and HTTP alike)."""
+        return PhotoLimits(
+            max_bytes=self.photos.max_bytes,
+            max_photos=self.photos.max_per_call,
+            max_decode_bytes=self.photos.max_decode_bytes,
+            min_free_bytes=self.security.min_free_bytes or None,
+        )
+
     def peer(self) -> PeerConfig:
         """The bot runtime's share of the configuration."""
         return PeerConfig(
@@ -107,7 +178,7 @@ class Config:
             ice=self.ice,
             turn=self.turn,
             bot=self.bot,
-            photos=PhotoLimits(max_bytes=self.photos.max_bytes, max_photos=self.photos.max_per_call),
+            photos=self.photo_limits(),
             recording=self.recording,
             max_call_seconds=self.security.max_call_seconds,
             min_free_bytes=self.security.min_free_bytes,

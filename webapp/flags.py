@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--connect-timeout", type=float, default=d.bot.connect_timeout, help="seconds for a call to connect")
     b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
     b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
+    b.add_argument("--max-photo-memory", type=int, default=d.photos.max_memory,
+                   help="photo bytes held in memory by the whole server (busy past it)")
+    b.add_argument("--max-decode-bytes", type=int, default=d.photos.max_decode_bytes,
+                   help="bytes one image's decode check may take (width x height x channels x bytes per sample)")
+    b.add_argument("--max-uploads-per-user", type=int, default=d.photos.max_uploads_per_user,
+                   help="concurrent POST /api/photos per user")
+    b.add_argument("--max-uploads", type=int, default=d.photos.max_uploads, help="concurrent POST /api/photos in total")
+    b.add_argument("--upload-timeout", type=float, default=d.photos.upload_timeout,
+                   help="seconds an upload's body may take")
 
     c = p.add_argument_group("scale-out")
     c.add_argument("--redis-url", default=None, help="share presence and routing with other nodes through Redis")
@@ -102,6 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("security and limits")
     sd = d.security
     s.add_argument("--auth-secret", default=None, help="HS256 secret: require a token on every WebSocket and API request")
+    s.add_argument("--auth-jwks", default=None, metavar="URL_OR_FILE",
+                   help="an identity provider's JWKS: accept tokens signed with its keys (RS256, ES256, EdDSA)")
+    s.add_argument("--auth-issuer", default=None, help="the iss a token must carry")
+    s.add_argument("--auth-audience", default=None, help="the aud a token must carry")
+    s.add_argument("--auth-algorithm", action="append", default=[], metavar="ALG",
+                   help="accepted signing algorithm (repeatable; default HS256 with --auth-secret, "
+                        "RS256, ES256, EdDSA with --auth-jwks)")
+    s.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="host name the server answers to (repeatable; default: IP addresses, localhost "
+                        "names and the listen address; '*' any). Others get 421 (DNS rebinding)")
+    s.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                   help="reverse proxy whose X-Forwarded-For/-Proto/-Host are believed (repeatable)")
+    s.add_argument("--trusted-network", action="append", default=[], metavar="CIDR",
+                   help="without token auth, clients from this network may read and delete calls "
+                        "(repeatable; default: loopback only)")
+    s.add_argument("--idle-timeout", type=float, default=sd.idle_timeout,
+                   help="seconds a connection may stay without a complete request (silent, slow headers, idle keep-alive)")
+    s.add_argument("--max-connections", type=int, default=sd.max_connections,
+                   help="concurrent HTTP connections in total (WebSockets included)")
+    s.add_argument("--media-url-ttl", type=float, default=sd.media_url_ttl,
+                   help="seconds a signed media URL stays valid (token auth)")
+    s.add_argument("--allow-open-turn", action="store_true", default=False,
+                   help="allow --turn-secret without token auth (hands TURN credentials to anyone)")
+    s.add_argument("--retention-days", type=float, default=None, help="delete calls older than this many days")
     s.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                    help="origin allowed to open the WebSocket (repeatable; default: the server's own)")
     s.add_argument("--cert", default=None, help="TLS certificate (PEM): serve https and wss")
@@ -113,15 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate-limit", type=float, default=sd.rate_limit, help="signaling messages per second per connection")
     s.add_argument("--rate-burst", type=float, default=sd.rate_burst, help="burst of messages allowed above the rate")
     s.add_argument("--max-connections-per-address", type=int, default=sd.max_connections_per_address,
-                   help="concurrent WebSockets per client address")
+                   help="concurrent HTTP connections (WebSockets included) per client address")
     s.add_argument("--max-call-seconds", type=float, default=sd.max_call_seconds, help="longest bot call")
     s.add_argument("--min-free-bytes", type=int, default=sd.min_free_bytes,
-                   help="refuse new bot calls when the data dir has less free space")
+                   help="keep this much free in the data dir: refuse calls, photos and uploads, stop recordings below it")
     return p
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> Config:
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return _config(a)
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # not reached: error() exits
+
+
+def _config(a: argparse.Namespace) -> Config:
     return Config(
         host=a.host,
         port=int(a.port),
@@ -148,7 +190,15 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
             max_calls=int(a.max_calls),
             connect_timeout=float(a.connect_timeout),
         ),
-        photos=PhotoConfig(max_bytes=int(a.max_photo_bytes), max_per_call=int(a.max_photos_per_call)),
+        photos=PhotoConfig(
+            max_bytes=int(a.max_photo_bytes),
+            max_per_call=int(a.max_photos_per_call),
+            max_memory=int(a.max_photo_memory),
+            max_decode_bytes=int(a.max_decode_bytes),
+            max_uploads_per_user=int(a.max_uploads_per_user),
+            max_uploads=int(a.max_uploads),
+            upload_timeout=float(a.upload_timeout),
+        ),
         redis_url=a.redis_url or None,
         redis_lease=float(a.redis_lease),
         node_id=a.node_id or None,
@@ -160,6 +210,18 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         ),
         security=SecurityConfig(
             auth_secret=a.auth_secret or None,
+            auth_jwks=a.auth_jwks or None,
+            auth_issuer=a.auth_issuer or None,
+            auth_audience=a.auth_audience or None,
+            auth_algorithms=tuple(a.auth_algorithm),
+            allowed_hosts=tuple(h.strip().lower() for h in a.allowed_host),
+            trusted_proxies=tuple(a.trusted_proxy),
+            trusted_networks=tuple(a.trusted_network),
+            idle_timeout=float(a.idle_timeout),
+            max_connections=int(a.max_connections),
+            media_url_ttl=float(a.media_url_ttl),
+            allow_open_turn=bool(a.allow_open_turn),
+            retention_days=float(a.retention_days) if a.retention_days is not None else None,
             allowed_origins=tuple(o.rstrip("/") for o in a.allowed_origin),
             cert=a.cert or None,
             key=a.key or None,

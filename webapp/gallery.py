@@ -6,7 +6,17 @@
                                             FileResponse answers Range requests
                                             (RFC 9110 section 14), so a
                                             recording seeks in a <video>
+    DELETE /api/calls/{call_id}             the call's files and manifest, gone
+                                            (its caller or an admin; logged)
     GET /api/rtc-config                     {"iceServers": [...]} for the page
+
+Privacy: with token auth a call is readable (and deletable) by its caller
+and by admins; without it only by loopback clients and ``--trusted-network``
+ones (``webapp.access.authorize_data``). With token auth every file URL in a
+summary is signed for that one file (``?exp=..&sig=..``, valid
+``--media-url-ttl`` seconds), so a ``<video src>`` needs no token in it.
+``--retention-days N`` deletes calls that ended (or, if they never did,
+started) more than N days ago, at start-up and every hour.
 
 A summary is built from ``meta.json`` plus the files actually present, so it
 does not depend on how the recorder names its files: video files are the
@@ -18,19 +28,22 @@ found by listing the directory, never from the request as given.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import logging
+import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import quote
 
 from aiohttp import web
 
 from media.storage import MANIFEST_NAME, is_valid_call_id
 from peer.ice import client_ice_servers
-from webapp.access import authorize
+from webapp.access import authorize, authorize_data, media_signature, verify_media_signature
 from webapp.auth import TokenClaims
-from webapp.keys import CONFIG
+from webapp.keys import BOT, CONFIG, MEDIA_KEY, SHARED_PHOTOS
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +83,12 @@ def _suffix(name: str) -> str:
     return name[dot:].lower() if dot > name.rfind("/") else ""
 
 
-def summarize(call_dir: Path) -> dict[str, Any] | None:
-    """The gallery summary of one call directory, or None if it is not a bot call."""
+UrlSigner = Callable[[str, str], str]
+
+
+def summarize(call_dir: Path, sign: UrlSigner | None = None) -> dict[str, Any] | None:
+    """The gallery summary of one call directory, or None if it is not a bot call.
+    ``sign(call_id, name)`` gives the query string of a signed file URL."""
     try:
         meta = json.loads((call_dir / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
@@ -83,7 +100,8 @@ def summarize(call_dir: Path) -> dict[str, Any] | None:
     files = [n for n in _list_files(call_dir) if n != MANIFEST_NAME]
 
     def url(name: str) -> str:
-        return f"/api/calls/{call_id}/files/{quote(name)}"
+        base = f"/api/calls/{call_id}/files/{quote(name)}"
+        return f"{base}?{sign(call_id, name)}" if sign is not None else base
 
     photo_entries = [p for p in meta.get("photos") or [] if isinstance(p, dict) and p.get("file")]
     photo_files = {p["file"] for p in photo_entries}
@@ -130,17 +148,33 @@ def summarize(call_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def list_calls(calls_root: Path) -> list[dict[str, Any]]:
+def list_calls(calls_root: Path, sign: UrlSigner | None = None,
+               may_read: Callable[[Any], bool] | None = None) -> list[dict[str, Any]]:
     if not calls_root.is_dir():
         return []
     out = []
     # Call ids start with a UTC timestamp, so name order is time order.
     for entry in sorted(calls_root.iterdir(), reverse=True):
         if entry.is_dir() and is_valid_call_id(entry.name):
-            summary = summarize(entry)
+            if may_read is not None and not may_read(_caller_of(entry)):
+                continue
+            summary = summarize(entry, sign)
             if summary is not None:
                 out.append(summary)
     return out
+
+
+def _signer(request: web.Request) -> UrlSigner | None:
+    config = request.app[CONFIG]
+    if not config.security.auth_enabled:
+        return None
+    key = request.app[MEDIA_KEY]
+    expires = int(time.time() + config.security.media_url_ttl)
+
+    def sign(call_id: str, name: str) -> str:
+        return f"exp={expires}&sig={media_signature(key, call_id, name, expires)}"
+
+    return sign
 
 
 def _may_read(claims: TokenClaims | None, caller: Any) -> bool:
@@ -156,36 +190,41 @@ def _caller_of(path: Path) -> Any:
     return meta.get("caller") if isinstance(meta, dict) else None
 
 
-async def _call_dir(request: web.Request) -> Path:
-    claims = authorize(request, request.app[CONFIG])
+async def _call_dir(request: web.Request, *, signed_ok: bool = False) -> Path:
     call_id = request.match_info["call_id"]
+    config = request.app[CONFIG]
+    signed = (
+        signed_ok and config.security.auth_enabled
+        and verify_media_signature(request, request.app[MEDIA_KEY], call_id, request.match_info.get("name", ""))
+    )
+    claims = None if signed else authorize_data(request, config)
     if not is_valid_call_id(call_id):
         raise web.HTTPNotFound(text="no such call")
-    path = request.app[CONFIG].calls_dir / call_id
+    path = config.calls_dir / call_id
     if not path.is_dir():
         raise web.HTTPNotFound(text="no such call")
-    if not _may_read(claims, await asyncio.to_thread(_caller_of, path)):
+    if not signed and not _may_read(claims, await asyncio.to_thread(_caller_of, path)):
         # 404, not 403: whether another user's call exists is not told either.
         raise web.HTTPNotFound(text="no such call")
     return path
 
 
 async def calls_index(request: web.Request) -> web.Response:
-    claims = authorize(request, request.app[CONFIG])
-    calls = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir)
-    calls = [c for c in calls if _may_read(claims, c.get("caller"))]
+    claims = authorize_data(request, request.app[CONFIG])
+    calls = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir, _signer(request),
+                                    lambda caller: _may_read(claims, caller))
     return web.json_response({"calls": calls}, headers={"Cache-Control": "no-store"})
 
 
 async def call_detail(request: web.Request) -> web.Response:
-    summary = await asyncio.to_thread(summarize, await _call_dir(request))
+    summary = await asyncio.to_thread(summarize, await _call_dir(request), _signer(request))
     if summary is None:
         raise web.HTTPNotFound(text="no such call")
     return web.json_response(summary, headers={"Cache-Control": "no-store"})
 
 
 async def call_file(request: web.Request) -> web.FileResponse:
-    directory = await _call_dir(request)
+    directory = await _call_dir(request, signed_ok=True)
     name = request.match_info["name"]
     # Only names that listing the directory yields are served: no "..", no
     # dotfiles (temporary files of atomic writes), no symlinks out.
@@ -212,9 +251,103 @@ async def rtc_config(request: web.Request) -> web.Response:
     return web.json_response({"iceServers": servers}, headers={"Cache-Control": "no-store"})
 
 
+def _is_active(request: web.Request, call_id: str) -> bool:
+    bot = request.app.get(BOT)
+    return bot is not None and any(s.id == call_id and not s.ended.is_set() for s in bot.calls.values())
+
+
+async def delete_call(request: web.Request) -> web.Response:
+    """Delete a call: its caller or an admin (with token auth), a local or
+    trusted-network client (without). A call in progress is refused (409):
+    hang up first."""
+    directory = await _call_dir(request)
+    call_id = directory.name
+    if _is_active(request, call_id):
+        raise web.HTTPConflict(text='{"error":"call-in-progress"}', content_type="application/json")
+    claims = authorize(request, request.app[CONFIG])
+    who = claims.username if claims else f"local client {request.remote}"
+    await asyncio.to_thread(_remove_call, directory)
+    request.app[SHARED_PHOTOS].forget_directory(call_id)
+    logger.info("call %s deleted by %s", call_id, who)
+    return web.json_response({"deleted": call_id})
+
+
+def _remove_call(directory: Path) -> None:
+    # The manifest goes first: a half-deleted directory is then no call at all.
+    (directory / MANIFEST_NAME).unlink(missing_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _call_time(directory: Path) -> float | None:
+    """When a call ended (or started), from its manifest; else the directory's mtime."""
+    try:
+        meta = json.loads((directory / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        meta = None
+    if isinstance(meta, dict):
+        for key in ("ended_at", "started_at"):
+            value = meta.get(key)
+            if isinstance(value, str):
+                try:
+                    return float(calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")))
+                except ValueError:
+                    pass
+            elif isinstance(value, (int, float)):
+                return float(value)
+    try:
+        return directory.stat().st_mtime
+    except OSError:
+        return None
+
+
+def expired_calls(calls_root: Path, max_age_seconds: float, now: float | None = None) -> list[Path]:
+    now = time.time() if now is None else now
+    if not calls_root.is_dir():
+        return []
+    out = []
+    for entry in sorted(calls_root.iterdir()):
+        if entry.is_dir() and is_valid_call_id(entry.name):
+            when = _call_time(entry)
+            if when is not None and now - when > max_age_seconds:
+                out.append(entry)
+    return out
+
+
+#: Seconds between two retention sweeps.
+RETENTION_INTERVAL = 3600.0
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With ``--retention-days``, delete old calls at start-up and every hour."""
+    days = app[CONFIG].security.retention_days
+    if days is None:
+        yield
+        return
+
+    async def sweep() -> None:
+        while True:
+            old = await asyncio.to_thread(expired_calls, app[CONFIG].calls_dir, days * 86400)
+            for directory in old:
+                if BOT in app and any(s.id == directory.name for s in app[BOT].calls.values()):
+                    continue  # in progress (a call longer than the retention period)
+                await asyncio.to_thread(_remove_call, directory)
+                app[SHARED_PHOTOS].forget_directory(directory.name)
+                logger.info("call %s deleted: older than %g days (--retention-days)", directory.name, days)
+            await asyncio.sleep(RETENTION_INTERVAL)  # a period, not a wait for an event
+
+    task = asyncio.get_running_loop().create_task(sweep(), name="retention")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 def add_gallery_routes(app: web.Application) -> None:
     """Adds the gallery routes; call from ``create_app`` before the app starts."""
     app.router.add_get("/api/calls", calls_index)
     app.router.add_get("/api/calls/{call_id}", call_detail)
+    app.router.add_delete("/api/calls/{call_id}", delete_call)
     app.router.add_get("/api/calls/{call_id}/files/{name:.+}", call_file)
     app.router.add_get("/api/rtc-config", rtc_config)

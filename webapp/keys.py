@@ -10,8 +10,9 @@ from peer.runtime import BotRuntime
 from signaling.hub import SignalingHub
 from signaling.registry import Registry
 from webapp.access import AddressLimiter
+from webapp.auth import TokenVerifier
 from webapp.config import Config
-from webapp.shared_photos import SharedPhotos
+from webapp.shared_photos import SharedPhotos, UploadTokens
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", Registry)
@@ -20,3 +21,9 @@ BOT = web.AppKey("bot", BotRuntime)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
 ADDRESS_LIMITER = web.AppKey("address_limiter", AddressLimiter)
 SHARED_PHOTOS = web.AppKey("shared_photos", SharedPhotos)
+#: Token verification (present when token auth is on).
+VERIFIER = web.AppKey("token_verifier", TokenVerifier)
+#: HMAC key of signed media URLs.
+MEDIA_KEY = web.AppKey("media_key", bytes)
+#: Per-login upload tokens for POST /api/photos without token auth.
+UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)

@@ -8,6 +8,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from signaling.hub import CLOSE_UNSUPPORTED_DATA
+from webapp import metrics
 from webapp.access import authorize, check_origin
 from webapp.keys import ADDRESS_LIMITER, CONFIG, HUB, WEBSOCKETS
 
@@ -44,11 +45,12 @@ async def _serve(request: web.Request, allowed_username: str | None) -> web.WebS
         await ws.close(code=code, message=reason.encode()[:120])
 
     conn = request.app[HUB].connect(
-        ws.send_str, close, peer=request.remote or "?", allowed_username=allowed_username
+        metrics.counting_send(ws.send_str), close, peer=request.remote or "?", allowed_username=allowed_username
     )
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
+                metrics.ws_message_in()
                 await conn.handle_text(msg.data)
             elif msg.type is WSMsgType.BINARY:
                 # The protocol is JSON text only (RFC 6455 section 7.4.1: 1003).

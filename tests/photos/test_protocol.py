@@ -11,6 +11,7 @@ from media.errors import InvalidState
 from photos.errors import ERROR_CODES, PhotoError
 from photos.protocol import (
     _TABLE,
+    ByteBudget,
     InvalidMessage,
     MessageRejected,
     PhotoAssembler,
@@ -92,12 +93,40 @@ def test_extra_fields_are_ignored() -> None:
     assert codes(events) == [("PhotoComplete", 1, None)]
 
 
-def test_buffer_is_the_declared_size_and_never_grows() -> None:
-    a = PhotoAssembler(SMALL)
-    feed(a, begin_message(1, DATA), DATA[:4096])
-    assert len(a._transfer.buffer) == len(DATA)
-    feed(a, DATA[4096:8192], DATA[8192:])
-    assert len(a._transfer.buffer) == len(DATA)
+def test_the_buffer_holds_what_arrived_not_what_was_declared() -> None:
+    """Issue 14 #1: a photo-begin declaring 20 MB used to allocate 20 MB."""
+    budget = ByteBudget(1 << 20)
+    a = PhotoAssembler(PhotoLimits(), quota=PhotoQuota(None, budget=budget))
+    feed(a, begin_message(1, DATA, size=20 * 1024 * 1024))
+    assert len(a._transfer.buffer) == 0 and budget.used == 0
+    feed(a, DATA[:4096])
+    assert len(a._transfer.buffer) == 4096 and budget.used == 4096
+
+
+def test_bytes_over_the_server_budget_fail_the_photo_busy_and_are_given_back() -> None:
+    budget = ByteBudget(len(DATA) + 1000)
+    a = PhotoAssembler(SMALL, quota=PhotoQuota(None, budget=budget))
+    b = PhotoAssembler(SMALL, quota=PhotoQuota(None, budget=budget))
+    assert feed(a, begin_message(1, DATA), DATA[:4096], DATA[4096:8192]) == []
+    assert codes(feed(b, begin_message(2, DATA), DATA[:4096])) == [("PhotoFailed", 2, "busy")]
+    assert budget.used == 8192  # b's bytes were given back with its slot
+    (done,) = feed(a, DATA[8192:], end_message(1))
+    assert isinstance(done, PhotoComplete) and budget.used == len(DATA)
+    done.slot.commit()  # saved: the bytes are no longer held
+    assert budget.used == 0
+    assert feed(b, begin_message(3, DATA), DATA[:4096]) == []
+    b.close()
+    assert budget.used == 0 and budget.peak == len(DATA)
+
+
+def test_photos_in_flight_per_call_are_bounded_over_all_its_channels() -> None:
+    quota = PhotoQuota(None, max_in_flight=2, budget=ByteBudget(1 << 30))
+    channels = [PhotoAssembler(SMALL, quota=quota) for _ in range(3)]
+    assert feed(channels[0], begin_message(1, DATA)) == []
+    assert feed(channels[1], begin_message(2, DATA)) == []
+    assert codes(feed(channels[2], begin_message(3, DATA))) == [("PhotoFailed", 3, "busy")]
+    channels[0].close()
+    assert feed(channels[2], begin_message(4, DATA)) == []
 
 
 # -- every error code, and the assembler keeps working after it ---------------
@@ -383,6 +412,8 @@ def test_error_codes_are_stable() -> None:
         "unexpected-end", "id-mismatch", "interrupted", "too-many-photos", "busy",
         "storage-failed",
         "photo-refused",  # added with the bot API: a bot's check_photo said no
+        "disk-full",  # issue 14: the --min-free-bytes floor applies to photos too
+        "timeout",  # issue 14: an upload body that does not arrive in time
     ])
     for code, cls in ERROR_CODES.items():
         assert issubclass(cls, PhotoError) and 400 <= cls.http_status < 600, code

@@ -75,7 +75,17 @@ def test_pixel_bomb_is_refused_before_decoding() -> None:
     bomb = _png_header(60_000, 60_000) + b"\0" * 100
     with pytest.raises(TooLarge, match="60000x60000"):
         verify_image(bomb, "image/png", LIMITS)
-    assert inspect_image(bomb, "image/png", PhotoLimits(max_pixels=None)).width == 60_000
+    assert inspect_image(bomb, "image/png", PhotoLimits(max_pixels=None, max_decode_bytes=None)).width == 60_000
+
+
+def test_decode_cost_counts_channels_and_bytes_per_sample_not_only_pixels() -> None:
+    """Issue 14 #2: 10950x10950 16-bit RGBA is under 120 Mpx but ~1 GB decoded."""
+    header = _png_header(10_950, 10_950)
+    rgba16 = header[:24] + bytes([16, 6]) + header[26:]
+    with pytest.raises(TooLarge, match="10950x10950 pixels x 4 channels x 2 bytes"):
+        inspect_image(rgba16, "image/png", LIMITS)
+    grey8 = _png_header(4000, 4000)  # 16 MB decoded: fine
+    assert inspect_image(grey8[:24] + bytes([8, 0]) + grey8[26:], "image/png", LIMITS).channels == 1
 
 
 def test_valid_header_but_corrupt_body_does_not_decode(jpeg_10k) -> None:
@@ -262,3 +272,14 @@ def test_rotated_jpeg_is_checked_as_stored(jpeg_10k) -> None:
     assert shown.shape[:2] == stored.shape[1::-1]  # the tag took effect
     info = verify_image(rotated, "image/jpeg", LIMITS)
     assert (info.width, info.height) == (stored.shape[1], stored.shape[0])
+
+
+async def test_below_the_free_space_floor_nothing_is_written(call_dir, jpeg_10k) -> None:
+    """Issue 14 #5: --min-free-bytes applies to photos, not only to new calls."""
+    from photos.errors import DiskFull
+
+    store = PhotoStore(call_dir, limits=PhotoLimits(min_free_bytes=10**18), fsync=False)
+    with pytest.raises(DiskFull):
+        await store.save(_photo(jpeg_10k, store.quota))
+    assert list(call_dir.path.iterdir()) == [] and (store.quota.saved, store.quota.reserved) == (0, 0)
+    assert DiskFull.code == "disk-full" and DiskFull.http_status == 507

@@ -136,7 +136,8 @@ async def test_disk_floor_refuses_new_calls(tmp_path):
 
 
 async def test_turn_credentials_match_coturn_hmac(tmp_path):
-    config = secured(tmp_path, turn_urls=("turn:turn.example:3478",), turn_secret="coturn-secret", turn_ttl=600)
+    config = secured(tmp_path, turn_urls=("turn:turn.example:3478",), turn_secret="coturn-secret", turn_ttl=600,
+                     allow_open_turn=True)
     async with running_server(config) as srv:
         alice = await Client.connect(srv.ws_url)
         reply = await alice.login("alice")

@@ -133,3 +133,34 @@ class PhotoPeer(PhotoCaller):
         import asyncio
 
         return await asyncio.wait_for(self.received.get(), timeout)
+
+
+def png_bomb(width: int, height: int, *, bit_depth: int = 16, colour_type: int = 6) -> bytes:
+    """A valid PNG of ``width`` x ``height`` black pixels (16-bit RGBA by
+    default) that compresses to about a thousandth of its decoded size: the
+    decompression bomb of issue 14 #2 (10950x10950: ~930 KB, ~1 GB decoded).
+
+    Every byte of the image data is 0 (filter type 0, black samples), so the
+    zlib stream (RFC 1950) is built from one deflated MiB of zeros repeated:
+    after a full flush deflate keeps no history, so each repetition is the
+    same bytes. The Adler-32 of N zeros is 1 + (N mod 65521) << 16.
+    """
+    import struct
+    import zlib
+
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    total = height * (1 + width * channels * bit_depth // 8)
+    block = bytes(1 << 20)
+    whole, rest = divmod(total, len(block))
+    unit_z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    unit = unit_z.compress(block) + unit_z.flush(zlib.Z_FULL_FLUSH)
+    tail_z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    tail = tail_z.compress(bytes(rest)) + tail_z.flush()
+    adler = ((total % 65521) << 16) | 1
+    idat = b"\x78\xda" + unit * whole + tail + struct.pack(">I", adler)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

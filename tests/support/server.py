@@ -14,6 +14,7 @@ from aiohttp import web
 from webapp.config import Config, IceConfig
 from peer.api import Bot
 from webapp.app import create_app
+from webapp.httpguard import ConnectionGuard, make_runner, start_site
 
 TIMEOUT = 10.0
 
@@ -34,10 +35,11 @@ test_config.__test__ = False  # a helper, not a test, despite its name
 
 
 class RunningServer:
-    def __init__(self, app: web.Application, runner: web.AppRunner, port: int) -> None:
+    def __init__(self, app: web.Application, runner: web.AppRunner, port: int, guard: ConnectionGuard) -> None:
         self.app = app
         self.runner = runner
         self.port = port
+        self.guard = guard
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
 
@@ -46,13 +48,11 @@ class RunningServer:
 async def running_server(config: Config, bot: Bot | None = None) -> AsyncIterator[RunningServer]:
     """The real app on 127.0.0.1, port 0, running ``bot`` (default: as the config says)."""
     app = create_app(config, bot)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    runner = make_runner(app, config, shutdown_timeout=2.0)  # as server.py runs it
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    guard, port = await start_site(runner, config, "127.0.0.1", 0)
     try:
-        yield RunningServer(app, runner, port)
+        yield RunningServer(app, runner, port, guard)
     finally:
         await runner.cleanup()
 
