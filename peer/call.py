@@ -93,6 +93,10 @@ class CallSession:
         self.end_reason: str | None = None
         self.errors: list[str] = []
         self._ending = False
+        # An end asked for whose task has not run yet: the call counts as
+        # ending from that moment, so a new offer right behind a close waits
+        # for it instead of being refused already-in-call.
+        self._end_requested = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # Candidates in arrival order; applied by one task once the offer is.
         self._candidates: asyncio.Queue[IceCandidate | None] = asyncio.Queue()
@@ -112,7 +116,7 @@ class CallSession:
 
     @property
     def ending(self) -> bool:
-        return self._ending
+        return self._ending or self._end_requested
 
     # -- failures ---------------------------------------------------------------------
 
@@ -133,8 +137,7 @@ class CallSession:
         logger.error("call %s: bot hook %s failed: %s: %s", self.id, hook, type(exc).__name__, exc,
                      exc_info=(type(exc), exc, exc.__traceback__))
         self.errors.append(f"{hook}: {type(exc).__name__}: {exc}")
-        if not self._ending:
-            self._spawn(self.end("bot-error"), "end")
+        self.request_end("bot-error")
 
     # -- signaling in -------------------------------------------------------------------
 
@@ -353,7 +356,8 @@ class CallSession:
     # -- the end ------------------------------------------------------------------------------------
 
     def request_end(self, reason: str) -> None:
-        if not self._ending:
+        if not self.ending:
+            self._end_requested = True
             self._spawn(self.end(reason), "end")
 
     async def end(self, reason: str, *, notify: bool = True) -> None:

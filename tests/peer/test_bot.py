@@ -256,3 +256,29 @@ def test_bitrate_hints_added_to_every_video_codec():
     assert "a=fmtp:97 apt=96" in out
     assert f"a=fmtp:98 packetization-mode=1;profile-level-id=42e01f;{hints}" in out
     assert "a=fmtp:111 minptime=10" in out
+
+
+async def test_an_offer_right_behind_a_close_starts_a_new_call(server, connect):
+    """A client that hangs up and calls again at once (both frames in one
+    burst) gets a new call, not already-in-call."""
+    alice = await connect("alice")
+    first = Caller(alice)
+    await first.call()
+    second = Caller(alice)
+    await second.pc.setLocalDescription(await second.pc.createOffer())
+    offer = {"type": "offer", "sdp": second.pc.localDescription.sdp}
+    await asyncio.gather(
+        alice.send({"type": "close", "otherUsername": "bot"}),
+        alice.send({"type": "offer", "otherUsername": "bot", "offer": offer}),
+    )
+    await first.pc.close()
+
+    async def answer_or_error() -> dict:
+        while True:
+            message = await alice.recv()
+            if message.get("type") in ("answer", "error"):
+                return message
+
+    reply = await asyncio.wait_for(answer_or_error(), 15)
+    assert reply["type"] == "answer", reply
+    await second.pc.close()
