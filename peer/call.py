@@ -36,7 +36,7 @@ from peer.hooks import EventQueue
 from peer.ice import rtc_configuration
 from peer.sdp import CandidateError, add_bitrate_hints, parse_candidate
 from signaling.protocol import IceCandidate
-from webapp import metrics
+from media import metrics
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -48,7 +48,7 @@ from photos.protocol import (
     saved_reply,
 )
 from photos.store import PhotoStore
-from webapp import metrics
+from media import metrics
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel

@@ -29,7 +29,7 @@ from aiohttp import web
 from photos.errors import PhotoError
 from photos.image import verify_image
 from signaling.protocol import is_valid_username
-from webapp import metrics
+from media import metrics
 from webapp.access import authorize, is_local_client
 from webapp.keys import CONFIG, REGISTRY, SHARED_PHOTOS, UPLOAD_TOKENS
 from webapp.photo_upload import UploadTimeouts, error_response, photo_id_of, receive_upload
