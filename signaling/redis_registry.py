@@ -54,12 +54,26 @@ Exception tree::
     SignalingError                (callbot.signaling.protocol)
     └── RegistryUnavailable       Redis cannot be reached right now
 
+Routing to other nodes is batched: every route asked for in one turn of the
+event loop goes to Redis as one pipeline (up to ``ROUTE_BATCH`` scripts), and
+batches go one after another on one connection, so messages leave in the
+order they were routed and a burst costs one round trip, not one each.
+
+Departures: a user who leaves (released, or reaped with a dead node) is
+announced on the presence channel *after* the messages it routed before
+leaving, so every node can tell the departure to the local users who were in
+a call with it (``subscribe_departures``): a partner receives ``close`` from a
+user whose node crashed, as from one who hung up. Presence corrections after a
+Redis outage are not departures.
+
 Everything is bounded: ``max_connections`` to Redis in all (one for pub/sub,
 one for the lease so a busy pool never starves it, the rest for commands), a reconnect
-backoff capped at ``reconnect_max``, no queues (a message read from the node
-channel goes straight into ``Endpoint.deliver``, itself bounded). A node that
-cannot read its channel fast enough is disconnected by Redis
-(``client-output-buffer-limit pubsub``) and resynchronises.
+backoff capped at ``reconnect_max``, routes waiting for their batch at most
+``ROUTE_QUEUE`` (past it a route fails as if the link were down), no other
+queues (a message read from the node channel goes straight into
+``Endpoint.deliver``, itself bounded). A node that cannot read its channel
+fast enough is disconnected by Redis (``client-output-buffer-limit pubsub``)
+and resynchronises.
 """
 
 from __future__ import annotations
@@ -67,6 +81,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import json
 import logging
 import os
@@ -75,8 +90,10 @@ import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from signaling.registry import RegistryUnavailable  # noqa: F401  (re-exported: raised from here)
-from signaling.registry import Endpoint, PresenceListener
+from signaling.registry import DepartureListener, Endpoint, PresenceListener
 
 if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
     import redis.asyncio
@@ -84,6 +101,10 @@ if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
 logger = logging.getLogger(__name__)
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+#: Routes sent to Redis in one pipeline at most.
+ROUTE_BATCH = 512
+#: Routes waiting for a batch at most; past it routing fails (backpressure).
+ROUTE_QUEUE = 65536
 
 
 class LinkState(enum.Enum):
@@ -244,6 +265,11 @@ class RedisRegistry:
         #: Everyone online as announced to listeners (the presence mirror).
         self._known: set[str] = set()
         self._listeners: list[PresenceListener] = []
+        self._departure_listeners: list[DepartureListener] = []
+        #: Routes of this loop turn, waiting for the route sender.
+        self._routes: list[tuple[str, bytes, asyncio.Future[bool]]] = []
+        self._routes_ready = asyncio.Event()
+        self._route_sha = hashlib.sha1(_ROUTE.encode()).hexdigest()
 
         self._redis: redis.asyncio.Redis | None = None
         #: Lease renewal and reaping on their own connection, so that a busy
@@ -312,6 +338,7 @@ class RedisRegistry:
         self._tasks = [
             asyncio.create_task(self._keep_link(pubsub), name=f"redis-link-{self.node_id}"),
             asyncio.create_task(self._keep_lease(), name=f"redis-lease-{self.node_id}"),
+            asyncio.create_task(self._send_routes(), name=f"redis-routes-{self.node_id}"),
         ]
         logger.info("%s registry up (lease %.1fs, reap bound %.1fs)", self._log, self.lease_seconds, self.reap_bound)
 
@@ -327,6 +354,8 @@ class RedisRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._fail_routes(self._routes)
+        self._routes = []
         self._local.clear()
         if self._redis is not None:
             if was_up:
@@ -391,6 +420,13 @@ class RedisRegistry:
             logger.info("%s release of %r deferred to resync: %s", self._log, username, exc)
             self._resync_wanted = True
 
+    def replace(self, username: str, old: Endpoint, new: Endpoint) -> bool:
+        # The claim in Redis names this node, not an endpoint: it stays.
+        if self._local.get(username) is not old:
+            return False
+        self._local[username] = new
+        return True
+
     async def users(self) -> list[str]:
         names: set[str] | None = None
         if self.state is LinkState.UP and self._redis is not None:
@@ -408,20 +444,64 @@ class RedisRegistry:
         if endpoint is not None:
             self._deliver(endpoint, payload)
             return True
-        if self.state is not LinkState.UP:
+        if self.state is not LinkState.UP or len(self._routes) >= ROUTE_QUEUE:
             return False
-        message = json.dumps({"to": target, "payload": payload}, separators=(",", ":"))
-        try:
-            receivers = await self._run("route", 
-                keys=[self._users_key], args=[target, self.key_prefix, message],
-            )
-        except _redis_errors() as exc:
-            logger.info("%s route to %r failed: %s", self._log, target, exc)
-            return False
-        return int(receivers) > 0
+        message = orjson.dumps({"to": target, "payload": payload})
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._routes.append((target, message, future))
+        self._routes_ready.set()
+        return await future
 
     def subscribe(self, listener: PresenceListener) -> None:
         self._listeners.append(listener)
+
+    def subscribe_departures(self, listener: DepartureListener) -> None:
+        self._departure_listeners.append(listener)
+
+    # -- routes to other nodes, batched -----------------------------------------------
+
+    async def _send_routes(self) -> None:
+        """One pipeline of route scripts per batch, batches one at a time:
+        routes leave in order, and what piles up during a round trip goes in
+        the next one."""
+        while True:
+            await self._routes_ready.wait()
+            self._routes_ready.clear()
+            while self._routes:
+                batch = self._routes[:ROUTE_BATCH]
+                del self._routes[:ROUTE_BATCH]
+                try:
+                    results = await self._route_batch(batch)
+                except _redis_errors() as exc:
+                    logger.info("%s %d routes failed: %s", self._log, len(batch), exc)
+                    self._fail_routes(batch)
+                    continue
+                for (_, _, future), result in zip(batch, results):
+                    if not future.done():
+                        future.set_result(not isinstance(result, Exception) and int(result) > 0)
+
+    async def _route_batch(self, batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> list[Any]:
+        assert self._redis is not None
+        for attempt in range(2):
+            async with self._slots:
+                pipe = self._redis.pipeline(transaction=False)
+                for target, message, _ in batch:
+                    pipe.execute_command("EVALSHA", self._route_sha, 1, self._users_key,
+                                         target, self.key_prefix, message)
+                results = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(_is_noscript(r) for r in results):
+                # Redis restarted and lost its script cache: load, then resend.
+                async with self._slots:
+                    await self._redis.script_load(_ROUTE)
+                continue
+            return results
+        return results
+
+    @staticmethod
+    def _fail_routes(batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(False)
 
     # -- the link to Redis -------------------------------------------------------------
 
@@ -562,7 +642,7 @@ class RedisRegistry:
 
     def _on_node_message(self, data: str) -> None:
         try:
-            message = json.loads(data)
+            message = orjson.loads(data)
             target, payload = message["to"], message["payload"]
             if not isinstance(target, str) or not isinstance(payload, dict):
                 raise TypeError("to must be a string and payload an object")
@@ -585,6 +665,12 @@ class RedisRegistry:
             logger.warning("%s dropped a malformed presence message: %s", self._log, exc)
             return
         self._apply_presence(user, online)
+        if not online and user not in self._local:
+            for departed in self._departure_listeners:
+                try:
+                    departed(user)
+                except Exception:  # one broken listener must not stop the others
+                    logger.exception("%s departure listener failed", self._log)
 
     def _apply_presence(self, user: str, online: bool) -> None:
         """Update the mirror; listeners hear only actual changes."""
@@ -619,6 +705,12 @@ class RedisRegistry:
             return
         logger.info("%s link %s -> %s", self._log, self.state.value, state.value)
         self.state = state
+
+
+def _is_noscript(result: Any) -> bool:
+    import redis.exceptions
+
+    return isinstance(result, redis.exceptions.NoScriptError)
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:

@@ -124,8 +124,9 @@ async def test_oversized_frame_closes_with_1009(connect):
 
 async def test_silent_client_is_dropped_within_the_heartbeat(tmp_path):
     """A client that stops answering pings (its socket dropped without a close)
-    leaves presence within 1.5 heartbeats, and its partner gets close."""
-    config = test_config(tmp_path, heartbeat=0.5)
+    leaves presence within 1.5 heartbeats, and its partner gets close (with
+    resume off; with it, the grace period comes on top: tests/signaling/test_resume.py)."""
+    config = test_config(tmp_path, heartbeat=0.5, resume_grace=0)
     async with running_server(config) as srv:
         watcher = await Client.connect(srv.ws_url)
         await watcher.login("watcher")
