@@ -35,7 +35,8 @@ import logging
 import secrets
 import time
 from collections import deque
-from typing import Any, Callable, Protocol
+from time import monotonic
+from typing import Any, Awaitable, Callable, Protocol
 
 from signaling.limits import TokenBucket
 from signaling.protocol import dumps, error_message, presence_delta, presence_snapshot
@@ -255,10 +256,10 @@ class ClientConnection:
     # -- Endpoint ------------------------------------------------------------------
 
     def deliver(self, payload: dict[str, Any]) -> None:
-        for action in self.session.incoming(payload):
-            assert isinstance(action, Reply)
-            self.send(dumps(action.message))
-        if payload.get("type") == "error" and payload.get("code") == "presence-lost":
+        message = self.session.incoming_payload(payload)
+        if message is not None:
+            self.send(dumps(message))
+        if payload.get("code") == "presence-lost" and payload.get("type") == "error":
             # Another node holds this name now: this connection must not go
             # on speaking as it. The client is told, then disconnected.
             self._ended_by_server = True
@@ -349,11 +350,30 @@ class ClientConnection:
 
     # -- frames from the client ----------------------------------------------------
 
-    async def handle_text(self, frame: str) -> None:
-        if not self._bucket.take(asyncio.get_running_loop().time()):
+    def handle_text(self, frame: str) -> Awaitable[None] | None:
+        """Take one text frame. Most frames are handled at once (a route to a
+        user on this node, a reply); what has to wait (a claim, a route
+        through Redis) comes back as an awaitable for the caller to await
+        before reading the next frame, so frames are handled in order."""
+        if not self._bucket.take(monotonic()):
             self.send(dumps(error_message("rate-limited", "too many messages; slow down")))
-            return
-        await self._run(self.session.receive_text(frame))
+            return None
+        actions = self.session.receive_text(frame)
+        if len(actions) == 1:
+            action = actions[0]
+            kind = type(action)
+            if kind is Route:
+                delivered = self.hub.registry.route_now(action.target, action.message)
+                if delivered is True:
+                    return None
+                if delivered is False:
+                    if self.session.state is State.LOGGED_IN:
+                        return self._run(self.session.route_failed(action.target))
+                    return None
+            elif kind is Reply:
+                self.send(dumps(action.message))
+                return None
+        return self._run(actions)
 
     async def close(self, code: int, reason: str) -> None:
         self._closing = self._ended_by_server = True

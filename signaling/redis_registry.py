@@ -439,6 +439,13 @@ class RedisRegistry:
             names = self._known | set(self._local)
         return list(self._services) + sorted(n for n in names if n not in self._services)
 
+    def route_now(self, target: str, payload: dict[str, Any]) -> bool | None:
+        endpoint = self._local.get(target) or self._services.get(target)
+        if endpoint is None:
+            return None if self.state is LinkState.UP else False
+        self._deliver(endpoint, payload)
+        return True
+
     async def route(self, target: str, payload: dict[str, Any]) -> bool:
         endpoint = self._services.get(target) or self._local.get(target)
         if endpoint is not None:

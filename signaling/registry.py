@@ -63,6 +63,11 @@ class Registry(Protocol):
     async def route(self, target: str, payload: dict[str, Any]) -> bool:
         """Deliver ``payload`` to ``target``; False if ``target`` is offline."""
 
+    def route_now(self, target: str, payload: dict[str, Any]) -> bool | None:
+        """:meth:`route` without waiting, when the answer is known here:
+        True (delivered on this node), False (offline), None (the target is
+        elsewhere or unknown: use :meth:`route`)."""
+
     def subscribe(self, listener: PresenceListener) -> None:
         """Be told of every join and leave, on any node."""
 
@@ -122,7 +127,10 @@ class InMemoryRegistry:
         return list(self._services) + self._sorted
 
     async def route(self, target: str, payload: dict[str, Any]) -> bool:
-        endpoint = self._services.get(target) or self._users.get(target)
+        return self.route_now(target, payload)
+
+    def route_now(self, target: str, payload: dict[str, Any]) -> bool:
+        endpoint = self._users.get(target) or self._services.get(target)
         if endpoint is None:
             return False
         endpoint.deliver(payload)

@@ -117,7 +117,9 @@ async def _serve(request: web.Request, allowed_username: str | None, expires_at:
             msg = await ws.receive()
             kind = msg.type
             if kind is WSMsgType.TEXT:
-                await conn.handle_text(msg.data)
+                pending = conn.handle_text(msg.data)
+                if pending is not None:
+                    await pending
             elif kind is WSMsgType.BINARY:
                 # The protocol is JSON text only (RFC 6455 section 7.4.1: 1003).
                 await conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
