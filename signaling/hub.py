@@ -83,7 +83,12 @@ class Outlet(Protocol):
     def buffered(self) -> int:
         """Bytes written but not yet taken by the kernel."""
 
-    async def close(self, code: int, reason: str) -> None: ...
+    async def close(self, code: int, reason: str) -> None:
+        """Close with the WebSocket closing handshake."""
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close at once, without waiting for a peer that does not read: a
+        close frame if it fits, then the transport is dropped."""
 
 
 def _digest(token: str) -> bytes:
@@ -291,7 +296,8 @@ class ClientConnection:
                            self.id, hub.backlog, hub.backlog_bytes)
             self._drop_queue()
             self._closing = self._ended_by_server = True
-            hub.spawn(outlet.close(CLOSE_TRY_AGAIN_LATER, "backlog full"))
+            # A reader this slow would not read a closing handshake either.
+            outlet.abort(CLOSE_TRY_AGAIN_LATER, "backlog full")
             return
         if self._writer is None:
             self._writer = asyncio.ensure_future(self._write(outlet, queue))

@@ -71,6 +71,15 @@ class WebSocketOutlet:
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode()[:120])
 
+    def abort(self, code: int, reason: str) -> None:
+        transport = self._any_transport
+        if transport is None or transport.is_closing():
+            return
+        # Close frame (RFC 6455 section 5.5.1): 2-byte code, then the reason.
+        payload = code.to_bytes(2, "big") + reason.encode()[:120]
+        transport.write(bytes((0x88, len(payload))) + payload)
+        transport.abort()
+
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     config = request.app[CONFIG]
