@@ -54,10 +54,12 @@ Exception tree::
     SignalingError                (callbot.signaling.protocol)
     └── RegistryUnavailable       Redis cannot be reached right now
 
-Routing to other nodes is batched: every route asked for in one turn of the
-event loop goes to Redis as one pipeline (up to ``ROUTE_BATCH`` scripts), and
-batches go one after another on one connection, so messages leave in the
-order they were routed and a burst costs one round trip, not one each.
+Routing to other nodes is batched: every route asked for while the previous
+batch was on its way goes to Redis as one script call (up to ``ROUTE_BATCH``
+messages or ``ROUTE_BATCH_BYTES``), which publishes one message per target
+node holding all of that node's envelopes in order. Batches go one after
+another, so messages leave in the order they were routed, and a burst costs
+one round trip and one publish per node, not one each.
 
 Departures: a user who leaves (released, or reaped with a dead node) is
 announced on the presence channel *after* the messages it routed before
@@ -101,8 +103,9 @@ if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
 logger = logging.getLogger(__name__)
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-#: Routes sent to Redis in one pipeline at most.
+#: Routes sent to Redis in one script call at most, and their bytes.
 ROUTE_BATCH = 512
+ROUTE_BATCH_BYTES = 1024 * 1024
 #: Routes waiting for a batch at most; past it routing fails (backpressure).
 ROUTE_QUEUE = 65536
 
@@ -135,12 +138,32 @@ redis.call('PUBLISH', ARGV[3], cjson.encode({user=ARGV[1], online=false, node=AR
 return 1
 """
 
-# KEYS: users; ARGV: target, key prefix, message. -1: nobody has that name;
-# 0: its node is not listening (dead, not yet reaped); n > 0: delivered.
+# KEYS: users; ARGV: key prefix, then target, message, target, message, ...
+# One call routes a whole batch: the messages for each node go out as ONE
+# publish (a JSON array of the envelopes, in order). Returns, per message,
+# -1: nobody has that name; 0: its node is not listening (dead, not yet
+# reaped); n > 0: delivered.
 _ROUTE = """
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if not node then return -1 end
-return redis.call('PUBLISH', ARGV[2] .. 'node:' .. node, ARGV[3])
+local nodes, order, batches, result = {}, {}, {}, {}
+for i = 2, #ARGV, 2 do
+  local node = redis.call('HGET', KEYS[1], ARGV[i])
+  local k = i / 2
+  if node then
+    nodes[k] = node
+    if not batches[node] then batches[node] = {}; table.insert(order, node) end
+    table.insert(batches[node], ARGV[i + 1])
+  else
+    result[k] = -1
+  end
+end
+local receivers = {}
+for _, node in ipairs(order) do
+  receivers[node] = redis.call('PUBLISH', ARGV[1] .. 'node:' .. node, '[' .. table.concat(batches[node], ',') .. ']')
+end
+for k = 1, (#ARGV - 1) / 2 do
+  if nodes[k] then result[k] = receivers[nodes[k]] end
+end
+return result
 """
 
 # KEYS: nodes, alive; ARGV: node, lease ms. Returns 1 when the node had been
@@ -475,8 +498,14 @@ class RedisRegistry:
             await self._routes_ready.wait()
             self._routes_ready.clear()
             while self._routes:
-                batch = self._routes[:ROUTE_BATCH]
-                del self._routes[:ROUTE_BATCH]
+                size, end = 0, 0
+                for _, message, _ in self._routes[:ROUTE_BATCH]:
+                    size += len(message)
+                    end += 1
+                    if size >= ROUTE_BATCH_BYTES:
+                        break
+                batch = self._routes[:end]
+                del self._routes[:end]
                 try:
                     results = await self._route_batch(batch)
                 except _redis_errors() as exc:
@@ -489,20 +518,21 @@ class RedisRegistry:
 
     async def _route_batch(self, batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> list[Any]:
         assert self._redis is not None
+        args: list[Any] = [self.key_prefix]
+        for target, message, _ in batch:
+            args += (target, message)
         for attempt in range(2):
-            async with self._slots:
-                pipe = self._redis.pipeline(transaction=False)
-                for target, message, _ in batch:
-                    pipe.execute_command("EVALSHA", self._route_sha, 1, self._users_key,
-                                         target, self.key_prefix, message)
-                results = await pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(_is_noscript(r) for r in results):
-                # Redis restarted and lost its script cache: load, then resend.
+            try:
                 async with self._slots:
-                    await self._redis.script_load(_ROUTE)
-                continue
-            return results
-        return results
+                    return await self._redis.evalsha(self._route_sha, 1, self._users_key, *args)
+            except Exception as exc:
+                if attempt == 0 and _is_noscript(exc):
+                    # Redis restarted and lost its script cache: load it, resend.
+                    async with self._slots:
+                        await self._redis.script_load(_ROUTE)
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _fail_routes(batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> None:
@@ -648,19 +678,25 @@ class RedisRegistry:
     # -- incoming --------------------------------------------------------------------
 
     def _on_node_message(self, data: str) -> None:
+        """A batch of envelopes (a JSON array, in order), or one envelope."""
         try:
-            message = orjson.loads(data)
-            target, payload = message["to"], message["payload"]
-            if not isinstance(target, str) or not isinstance(payload, dict):
-                raise TypeError("to must be a string and payload an object")
-        except (ValueError, KeyError, TypeError) as exc:
+            decoded = orjson.loads(data)
+        except ValueError as exc:
             logger.warning("%s dropped a malformed node message: %s", self._log, exc)
             return
-        endpoint = self._local.get(target)
-        if endpoint is None:
-            logger.debug("%s %r left before a message reached it", self._log, target)
-            return
-        self._deliver(endpoint, payload)
+        for message in decoded if isinstance(decoded, list) else (decoded,):
+            try:
+                target, payload = message["to"], message["payload"]
+                if not isinstance(target, str) or not isinstance(payload, dict):
+                    raise TypeError("to must be a string and payload an object")
+            except (KeyError, TypeError) as exc:
+                logger.warning("%s dropped a malformed node message: %s", self._log, exc)
+                continue
+            endpoint = self._local.get(target)
+            if endpoint is None:
+                logger.debug("%s %r left before a message reached it", self._log, target)
+                continue
+            self._deliver(endpoint, payload)
 
     def _on_presence_message(self, data: str) -> None:
         try:
