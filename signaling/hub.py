@@ -38,6 +38,8 @@ from collections import deque
 from time import monotonic
 from typing import Any, Awaitable, Callable, Protocol
 
+from orjson import dumps as orjson_dumps
+
 from signaling.limits import TokenBucket
 from signaling.protocol import dumps, error_message, presence_delta, presence_snapshot
 from signaling.registry import Registry, RegistryUnavailable
@@ -90,6 +92,12 @@ class Outlet(Protocol):
         """Close at once, without waiting for a peer that does not read: a
         close frame if it fits, then the transport is dropped."""
 
+    def ping(self) -> None:
+        """Send a ping frame (RFC 6455 section 5.5.2)."""
+
+    def lost(self) -> None:
+        """The peer stopped answering: drop the transport (no close frame)."""
+
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
@@ -109,6 +117,7 @@ class SignalingHub:
         rate_limit: float = 20.0,
         rate_burst: float = 40.0,
         resume_grace: float = 15.0,
+        heartbeat: float | None = None,
         login_extra: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self.registry = registry
@@ -119,6 +128,11 @@ class SignalingHub:
         self.rate_limit = rate_limit
         self.rate_burst = rate_burst
         self.resume_grace = resume_grace
+        #: Seconds of silence before a ping; a ping unanswered for half of
+        #: that drops the connection (None: no pings from the hub).
+        self.heartbeat = heartbeat
+        self._connections: set[ClientConnection] = set()
+        self._pinger: asyncio.Task[None] | None = None
         #: Extra login-reply fields for a user (their ICE servers, for example).
         self.login_extra = login_extra or (lambda username: {})
         self._logged_in: set[ClientConnection] = set()
@@ -136,6 +150,22 @@ class SignalingHub:
 
     async def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_presence(), name="presence-flusher")
+        if self.heartbeat is not None:
+            self._pinger = asyncio.create_task(self._keep_alive(self.heartbeat), name="heartbeat")
+
+    async def _keep_alive(self, interval: float) -> None:
+        """One timer for every connection, instead of one reset per frame
+        received (aiohttp's own heartbeat reschedules a timer for each
+        chunk it reads, a measurable share of a relayed message's cost).
+        A connection silent for ``interval`` is pinged; one that has sent
+        nothing (no pong either) ``interval / 2`` after the ping is dropped,
+        so a vanished client is gone within 1.5 to 2 intervals."""
+        tick = interval / 2
+        while True:
+            await asyncio.sleep(tick)  # the heartbeat period itself, not a wait for an event
+            now = monotonic()
+            for conn in list(self._connections):
+                conn.check_alive(now, interval)
 
     def stop_holding(self) -> None:
         """Shutting down: connections closing from now on end their sessions
@@ -147,11 +177,12 @@ class SignalingHub:
         for conn in list(self._owners.values()):
             if conn.held:
                 await conn.end_held("shutdown")
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        for task in (self._flusher, self._pinger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._flusher = self._pinger = None
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -163,7 +194,9 @@ class SignalingHub:
         expires_at: float | None = None,
     ) -> ClientConnection:
         """A new connection; ``expires_at`` (Unix time): when its token ends."""
-        return ClientConnection(self, outlet, peer=peer, allowed_username=allowed_username, expires_at=expires_at)
+        conn = ClientConnection(self, outlet, peer=peer, allowed_username=allowed_username, expires_at=expires_at)
+        self._connections.add(conn)
+        return conn
 
     @property
     def online_here(self) -> int:
@@ -245,6 +278,9 @@ class ClientConnection:
         self._resume_digest: bytes | None = None
         self._resume_fallback = False
         self.held = False
+        #: When a frame last came in, and when the unanswered ping went out.
+        self.seen = monotonic()
+        self._ping_sent: float | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
         if expires_at is not None:
@@ -263,7 +299,11 @@ class ClientConnection:
     def deliver(self, payload: dict[str, Any]) -> None:
         message = self.session.incoming_payload(payload)
         if message is not None:
-            self.send(dumps(message))
+            try:
+                data = orjson_dumps(message)  # the hot path: no wrapper call
+            except TypeError:
+                data = dumps(message)
+            self.send(data)
         if payload.get("code") == "presence-lost" and payload.get("type") == "error":
             # Another node holds this name now: this connection must not go
             # on speaking as it. The client is told, then disconnected.
@@ -361,7 +401,8 @@ class ClientConnection:
         user on this node, a reply); what has to wait (a claim, a route
         through Redis) comes back as an awaitable for the caller to await
         before reading the next frame, so frames are handled in order."""
-        if not self._bucket.take(monotonic()):
+        now = self.seen = monotonic()
+        if not self._bucket.take(now):
             self.send(dumps(error_message("rate-limited", "too many messages; slow down")))
             return None
         actions = self.session.receive_text(frame)
@@ -381,6 +422,26 @@ class ClientConnection:
                 return None
         return self._run(actions)
 
+    def alive(self) -> None:
+        """A frame other than text came in (a pong, a ping)."""
+        self.seen = monotonic()
+
+    def check_alive(self, now: float, interval: float) -> None:
+        outlet = self._outlet
+        if outlet is None:
+            return
+        if self._ping_sent is not None:
+            if self.seen >= self._ping_sent:
+                self._ping_sent = None  # answered (or anything else arrived)
+            elif now - self._ping_sent >= interval / 2:
+                logger.info("conn #%d: no answer to ping within %.1fs; dropping", self.id, interval / 2)
+                self._ping_sent = None
+                outlet.lost()  # a lost connection: its slot may be held
+            return
+        if now - self.seen >= interval:
+            self._ping_sent = now
+            outlet.ping()
+
     async def close(self, code: int, reason: str) -> None:
         self._closing = self._ended_by_server = True
         if self._outlet is not None:
@@ -392,6 +453,7 @@ class ClientConnection:
         the resume grace period (unless the server ended it)."""
         hub = self.hub
         hub._logged_in.discard(self)
+        hub._connections.discard(self)
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None

@@ -80,6 +80,7 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
             backlog=config.backlog,
             backlog_bytes=config.backlog_bytes,
             resume_grace=config.resume_grace,
+            heartbeat=config.heartbeat,
             rate_limit=config.security.rate_limit,
             rate_burst=config.security.rate_burst,
             login_extra=lambda username: {"iceServers": client_ice_servers(config.ice, config.turn, username)},

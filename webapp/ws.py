@@ -56,9 +56,12 @@ class WebSocketOutlet:
         transport = self._transport
         if transport is None or self._ws.closed or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() + len(data) > TRANSPORT_HIGH_WATER:
+        length = len(data)
+        if transport.get_write_buffer_size() + length > TRANSPORT_HIGH_WATER:
             return False
-        transport.write(text_frame_header(len(data)) + data)
+        # The header inline (text_frame_header): this runs once per message.
+        header = bytes((_FIN_TEXT, length)) if length < 126 else text_frame_header(length)
+        transport.write(header + data)
         return True
 
     async def send(self, data: bytes) -> None:
@@ -80,6 +83,18 @@ class WebSocketOutlet:
         transport.write(bytes((0x88, len(payload))) + payload)
         transport.abort()
 
+    def ping(self) -> None:
+        transport = self._any_transport
+        if transport is not None and not transport.is_closing():
+            # A control frame is never compressed (RFC 7692 section 6.1), so
+            # it may go straight to the transport whatever was negotiated.
+            transport.write(b"\x89\x00")
+
+    def lost(self) -> None:
+        transport = self._any_transport
+        if transport is not None:
+            transport.abort()
+
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     config = request.app[CONFIG]
@@ -100,14 +115,17 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
 
 async def _serve(request: web.Request, allowed_username: str | None, expires_at: float | None) -> web.WebSocketResponse:
     config = request.app[CONFIG]
-    # heartbeat: aiohttp pings every `heartbeat` seconds and closes the socket
-    # when no pong comes back within half of that, so a client that vanished
-    # without a close is gone within 1.5 heartbeats.
+    # Heartbeat: the hub pings a connection silent for `heartbeat` seconds
+    # and drops it when nothing (no pong) comes back within half of that, so
+    # a client that vanished without a close is gone within 1.5 to 2
+    # heartbeats. aiohttp's own heartbeat is off (it re-arms a timer for
+    # every chunk read), and so is its autoping: pings are answered here.
     # max_msg_size: aiohttp closes with 1009 (MESSAGE_TOO_BIG) past it.
     # compress: permessage-deflate (RFC 7692) only with --ws-compression; it
     # costs more CPU than it saves bytes on small JSON frames (see README).
     ws = web.WebSocketResponse(
-        heartbeat=config.heartbeat,
+        heartbeat=None,
+        autoping=False,
         max_msg_size=config.max_message_size,
         compress=config.ws_compression,
     )
@@ -129,6 +147,11 @@ async def _serve(request: web.Request, allowed_username: str | None, expires_at:
                 pending = conn.handle_text(msg.data)
                 if pending is not None:
                     await pending
+            elif kind is WSMsgType.PONG:
+                conn.alive()
+            elif kind is WSMsgType.PING:
+                conn.alive()
+                await ws.pong(msg.data)  # RFC 6455 section 5.5.3: the same payload
             elif kind is WSMsgType.BINARY:
                 # The protocol is JSON text only (RFC 6455 section 7.4.1: 1003).
                 await conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
