@@ -231,13 +231,18 @@ async def main() -> int:
                       f"{f.logins_per_s[-1]:>7.0f} logins/s  {f.bytes_per_idle[-1] / 1024:6.1f} KiB/idle",
                       flush=True)
     med = {name: {k: statistics.median(v) for k, v in vars(f).items()} for name, f in results.items()}
-    base = med.get(chosen[0].name)
+    first = results[chosen[0].name]
     print()
-    print("| server | CPU-s / 10k msgs | msg/s | p50 / p99 at rate | logins/s | RSS per idle conn |")
-    print("|---|---|---|---|---|---|")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (the machine is shared: compare ratios)")
+    print("| server | CPU-s / 10k msgs (median) | CPU ratio to the first row, per round (median) | msg/s | "
+          "p50 / p99 at rate | logins/s | RSS per idle conn |")
+    print("|---|---|---|---|---|---|---|")
     for name, m in med.items():
-        ratio = f" ({m['cpu_per_10k'] / base['cpu_per_10k']:.2f}x)" if base else ""
-        print(f"| {name} | {m['cpu_per_10k']:.3f}{ratio} | {m['msgs_per_s']:,.0f} | "
+        # Each round's ratio pairs runs made one after the other, so a load
+        # change between rounds cancels out; the median of those is reported.
+        ratios = [o / b for o, b in zip(results[name].cpu_per_10k, first.cpu_per_10k)]
+        shown = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"| {name} | {m['cpu_per_10k']:.3f} | {statistics.median(ratios):.2f}x ({shown}) | {m['msgs_per_s']:,.0f} | "
               f"{m['p50_ms']:.2f} / {m['p99_ms']:.2f} ms | {m['logins_per_s']:,.0f} | "
               f"{m['bytes_per_idle'] / 1024:.1f} KiB |")
     return 0
