@@ -32,8 +32,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.redis.cluster import Node  # noqa: E402
-from tests.redis.redis_process import RedisProcess  # noqa: E402
+from tests.support.cluster import Node  # noqa: E402
+from tests.support.redis_process import RedisProcess  # noqa: E402
 
 SERVER_FLAGS = (
     "--rate-limit", "1000000", "--rate-burst", "1000000",

@@ -39,6 +39,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
+import orjson
+
 from media.errors import CallbotError
 
 #: A username is 1 to 64 characters of ASCII letters, digits, ``_``, ``-``,
@@ -51,6 +53,8 @@ USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MAX_SDP_LENGTH = 60_000
 MAX_CANDIDATE_LENGTH = 1_024
 MAX_MID_LENGTH = 64
+#: A resume token is ours (22 url-safe characters); anything much longer is junk.
+MAX_RESUME_TOKEN_LENGTH = 128
 #: No real message nests deeper than 4; 32 leaves room and keeps the parser
 #: far from Python's recursion limit, so the answer never depends on the stack.
 MAX_NESTING = 32
@@ -78,8 +82,12 @@ def is_valid_username(value: object) -> bool:
 
 # -- Typed pieces --------------------------------------------------------------
 
+# Messages built for every relayed frame are slotted, not frozen: a frozen
+# dataclass costs twice as much to build (object.__setattr__ per field), and
+# several are built per message. They are never mutated all the same.
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True)
 class SessionDescription:
     """An RTCSessionDescriptionInit: ``{"type": "offer"|"answer", "sdp": str}``."""
 
@@ -90,7 +98,7 @@ class SessionDescription:
         return {"type": self.type, "sdp": self.sdp}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IceCandidate:
     """An RTCIceCandidateInit. ``candidate`` may be ``""`` (end of candidates)."""
 
@@ -116,6 +124,9 @@ class IceCandidate:
 @dataclass(frozen=True)
 class Login:
     username: str
+    #: The ``resumeToken`` of an earlier login of this username, to re-attach
+    #: to its slot within the resume grace period (None: a fresh login).
+    resume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,25 +134,25 @@ class Presence:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Offer:
     other_username: str
     offer: SessionDescription
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
     other_username: str
     answer: SessionDescription
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Candidate:
     other_username: str
     candidate: IceCandidate | None  # None: end of candidates
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Close:
     other_username: str
 
@@ -152,12 +163,13 @@ Routed = Union[Offer, Answer, Candidate, Close]
 
 def routed_payload(message: Routed, sender: str) -> dict[str, Any]:
     """What the target of a routed message receives (re-built, never echoed raw)."""
-    if isinstance(message, Offer):
-        return {"type": "offer", "offer": message.offer.to_json(), "username": sender}
-    if isinstance(message, Answer):
-        return {"type": "answer", "answer": message.answer.to_json(), "username": sender}
-    if isinstance(message, Candidate):
-        cand = message.candidate.to_json() if message.candidate is not None else None
+    kind = type(message)
+    if kind is Offer:
+        return {"type": "offer", "offer": message.offer.to_json(), "username": sender}  # type: ignore[union-attr]
+    if kind is Answer:
+        return {"type": "answer", "answer": message.answer.to_json(), "username": sender}  # type: ignore[union-attr]
+    if kind is Candidate:
+        cand = message.candidate.to_json() if message.candidate is not None else None  # type: ignore[union-attr]
         return {"type": "candidate", "candidate": cand, "username": sender}
     return {"type": "close", "username": sender}
 
@@ -242,7 +254,10 @@ def _login(obj: dict[str, Any]) -> Login:
             "a username is 1 to 64 characters: letters, digits, '_', '-', '.', '@', "
             "starting with a letter or digit",
         )
-    return Login(username)
+    resume = _optional(obj, "resume", str, "")
+    if resume is not None and not 0 < len(resume) <= MAX_RESUME_TOKEN_LENGTH:
+        raise ProtocolError("invalid-field", "field 'resume' is empty or too long")
+    return Login(username, resume)
 
 
 _PARSERS = {
@@ -255,6 +270,84 @@ _PARSERS = {
 }
 
 MESSAGE_TYPES = frozenset(_PARSERS)
+
+# -- The fast path: well-formed routed messages --------------------------------
+#
+# Nearly every frame is a well-formed offer, answer or candidate. These
+# parsers check exactly what the ones above check, with exact type tests and
+# no error building, and give up (None) at the first irregularity: the
+# generic parser then runs and raises the precise error. So the fast path
+# changes the cost of a message, never its answer.
+
+_username_match = USERNAME_PATTERN.fullmatch
+
+
+# The fast path takes only frames of exactly the expected shape (no extra
+# keys, scalars where scalars belong), so their nesting is known without the
+# scan that the generic path makes for MAX_NESTING.
+
+
+def _fast_target(obj: dict[str, Any]) -> str | None:
+    target = obj.get("otherUsername")
+    if type(target) is str and _username_match(target) is not None:
+        return target
+    return None
+
+
+def _fast_description(obj: dict[str, Any], name: str) -> SessionDescription | None:
+    desc = obj.get(name)
+    if type(desc) is not dict or len(desc) != 2 or desc.get("type") != name:
+        return None
+    sdp = desc.get("sdp")
+    if type(sdp) is not str or not sdp or len(sdp) > MAX_SDP_LENGTH:
+        return None
+    return SessionDescription(name, sdp)
+
+
+def _fast_offer(obj: dict[str, Any]) -> Offer | None:
+    if len(obj) != 3:
+        return None
+    target = _fast_target(obj)
+    desc = _fast_description(obj, "offer")
+    return Offer(target, desc) if target is not None and desc is not None else None
+
+
+def _fast_answer(obj: dict[str, Any]) -> Answer | None:
+    if len(obj) != 3:
+        return None
+    target = _fast_target(obj)
+    desc = _fast_description(obj, "answer")
+    return Answer(target, desc) if target is not None and desc is not None else None
+
+
+def _fast_candidate(obj: dict[str, Any]) -> Candidate | None:
+    if len(obj) != 3:
+        return None
+    target = _fast_target(obj)
+    if target is None or "candidate" not in obj:
+        return None
+    value = obj["candidate"]
+    if value is None:
+        return Candidate(target, None)
+    if type(value) is not dict or not 1 <= len(value) <= 4:
+        return None
+    text = value.get("candidate")
+    mid = value.get("sdpMid")
+    index = value.get("sdpMLineIndex")
+    ufrag = value.get("usernameFragment")
+    if (
+        not _CANDIDATE_KEYS.issuperset(value)
+        or type(text) is not str or len(text) > MAX_CANDIDATE_LENGTH
+        or (mid is not None and (type(mid) is not str or len(mid) > MAX_MID_LENGTH))
+        or (index is not None and (type(index) is not int or not 0 <= index < 1024))
+        or (ufrag is not None and (type(ufrag) is not str or len(ufrag) > 256))
+    ):
+        return None
+    return Candidate(target, IceCandidate(text, mid, index, ufrag))
+
+
+_CANDIDATE_KEYS = frozenset({"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"})
+_FAST_PARSERS = {"offer": _fast_offer, "answer": _fast_answer, "candidate": _fast_candidate}
 
 
 def nesting_depth(text: str) -> int:
@@ -279,6 +372,27 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
+def _loads_slow(frame: str) -> Any:
+    """What the standard library makes of a frame orjson refused.
+
+    orjson is stricter in a few corners (integers beyond 64 bits, ``NaN``,
+    lone surrogates); asking ``json`` on its failures keeps every answer (and
+    error code) what it was before orjson, at no cost to valid frames."""
+    try:
+        return json.loads(frame)
+    except (ValueError, RecursionError):
+        # RecursionError: absurdly deep nesting; json raises it, not ValueError.
+        raise ProtocolError("bad-json", "the frame is not valid JSON") from None
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    """A server message as the UTF-8 JSON text of a frame (serialised once)."""
+    try:
+        return orjson.dumps(message)
+    except TypeError:  # e.g. an integer beyond 64 bits from a bot: json copes
+        return json.dumps(message, separators=(",", ":")).encode()
+
+
 def parse_client_message(frame: str | bytes) -> ClientMessage:
     """Parse one text frame into a typed message, or raise :class:`ProtocolError`."""
     if isinstance(frame, bytes):
@@ -286,14 +400,23 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
             frame = frame.decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError("bad-json", "the frame is not UTF-8 text") from None
-    # Only frames with many brackets pay for the scan.
+    try:
+        obj: Any = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        obj = _UNPARSED
+    if type(obj) is dict:
+        msg_type = obj.get("type")
+        fast = _FAST_PARSERS.get(msg_type) if type(msg_type) is str else None
+        if fast is not None:
+            message = fast(obj)
+            if message is not None:
+                return message
+    # Everything else takes the generic path, which gives every error.
+    # Only frames with many brackets pay for the nesting scan.
     if frame.count("[") + frame.count("{") > MAX_NESTING and nesting_depth(frame) > MAX_NESTING:
         raise ProtocolError("bad-json", f"the JSON nests deeper than {MAX_NESTING}")
-    try:
-        obj = json.loads(frame)
-    except (ValueError, RecursionError):
-        # RecursionError: absurdly deep nesting; json raises it, not ValueError.
-        raise ProtocolError("bad-json", "the frame is not valid JSON") from None
+    if obj is _UNPARSED:
+        obj = _loads_slow(frame)
     if not isinstance(obj, dict):
         raise ProtocolError("not-an-object", "a message must be a JSON object")
     msg_type = obj.get("type")
@@ -309,6 +432,9 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
     except ProtocolError as exc:
         exc.message_type = msg_type
         raise
+
+
+_UNPARSED = object()
 
 
 _ROUTED_TYPES = frozenset({"offer", "answer", "candidate", "close"})

@@ -54,12 +54,28 @@ Exception tree::
     SignalingError                (callbot.signaling.protocol)
     └── RegistryUnavailable       Redis cannot be reached right now
 
+Routing to other nodes is batched: every route asked for while the previous
+batch was on its way goes to Redis as one script call (up to ``ROUTE_BATCH``
+messages or ``ROUTE_BATCH_BYTES``), which publishes one message per target
+node holding all of that node's envelopes in order. Batches go one after
+another, so messages leave in the order they were routed, and a burst costs
+one round trip and one publish per node, not one each.
+
+Departures: a user who leaves (released, or reaped with a dead node) is
+announced on the presence channel *after* the messages it routed before
+leaving, so every node can tell the departure to the local users who were in
+a call with it (``subscribe_departures``): a partner receives ``close`` from a
+user whose node crashed, as from one who hung up. Presence corrections after a
+Redis outage are not departures.
+
 Everything is bounded: ``max_connections`` to Redis in all (one for pub/sub,
 one for the lease so a busy pool never starves it, the rest for commands), a reconnect
-backoff capped at ``reconnect_max``, no queues (a message read from the node
-channel goes straight into ``Endpoint.deliver``, itself bounded). A node that
-cannot read its channel fast enough is disconnected by Redis
-(``client-output-buffer-limit pubsub``) and resynchronises.
+backoff capped at ``reconnect_max``, routes waiting for their batch at most
+``ROUTE_QUEUE`` (past it a route fails as if the link were down), no other
+queues (a message read from the node channel goes straight into
+``Endpoint.deliver``, itself bounded). A node that cannot read its channel
+fast enough is disconnected by Redis (``client-output-buffer-limit pubsub``)
+and resynchronises.
 """
 
 from __future__ import annotations
@@ -67,6 +83,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import json
 import logging
 import os
@@ -75,8 +92,10 @@ import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from signaling.registry import RegistryUnavailable  # noqa: F401  (re-exported: raised from here)
-from signaling.registry import Endpoint, PresenceListener
+from signaling.registry import DepartureListener, Endpoint, PresenceListener
 
 if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
     import redis.asyncio
@@ -84,6 +103,11 @@ if TYPE_CHECKING:  # redis is imported lazily, only when this registry is used
 logger = logging.getLogger(__name__)
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+#: Routes sent to Redis in one script call at most, and their bytes.
+ROUTE_BATCH = 512
+ROUTE_BATCH_BYTES = 1024 * 1024
+#: Routes waiting for a batch at most; past it routing fails (backpressure).
+ROUTE_QUEUE = 65536
 
 
 class LinkState(enum.Enum):
@@ -114,12 +138,32 @@ redis.call('PUBLISH', ARGV[3], cjson.encode({user=ARGV[1], online=false, node=AR
 return 1
 """
 
-# KEYS: users; ARGV: target, key prefix, message. -1: nobody has that name;
-# 0: its node is not listening (dead, not yet reaped); n > 0: delivered.
+# KEYS: users; ARGV: key prefix, then target, message, target, message, ...
+# One call routes a whole batch: the messages for each node go out as ONE
+# publish (a JSON array of the envelopes, in order). Returns, per message,
+# -1: nobody has that name; 0: its node is not listening (dead, not yet
+# reaped); n > 0: delivered.
 _ROUTE = """
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if not node then return -1 end
-return redis.call('PUBLISH', ARGV[2] .. 'node:' .. node, ARGV[3])
+local nodes, order, batches, result = {}, {}, {}, {}
+for i = 2, #ARGV, 2 do
+  local node = redis.call('HGET', KEYS[1], ARGV[i])
+  local k = i / 2
+  if node then
+    nodes[k] = node
+    if not batches[node] then batches[node] = {}; table.insert(order, node) end
+    table.insert(batches[node], ARGV[i + 1])
+  else
+    result[k] = -1
+  end
+end
+local receivers = {}
+for _, node in ipairs(order) do
+  receivers[node] = redis.call('PUBLISH', ARGV[1] .. 'node:' .. node, '[' .. table.concat(batches[node], ',') .. ']')
+end
+for k = 1, (#ARGV - 1) / 2 do
+  if nodes[k] then result[k] = receivers[nodes[k]] end
+end
+return result
 """
 
 # KEYS: nodes, alive; ARGV: node, lease ms. Returns 1 when the node had been
@@ -244,6 +288,11 @@ class RedisRegistry:
         #: Everyone online as announced to listeners (the presence mirror).
         self._known: set[str] = set()
         self._listeners: list[PresenceListener] = []
+        self._departure_listeners: list[DepartureListener] = []
+        #: Routes of this loop turn, waiting for the route sender.
+        self._routes: list[tuple[str, bytes, asyncio.Future[bool]]] = []
+        self._routes_ready = asyncio.Event()
+        self._route_sha = hashlib.sha1(_ROUTE.encode()).hexdigest()
 
         self._redis: redis.asyncio.Redis | None = None
         #: Lease renewal and reaping on their own connection, so that a busy
@@ -312,6 +361,7 @@ class RedisRegistry:
         self._tasks = [
             asyncio.create_task(self._keep_link(pubsub), name=f"redis-link-{self.node_id}"),
             asyncio.create_task(self._keep_lease(), name=f"redis-lease-{self.node_id}"),
+            asyncio.create_task(self._send_routes(), name=f"redis-routes-{self.node_id}"),
         ]
         logger.info("%s registry up (lease %.1fs, reap bound %.1fs)", self._log, self.lease_seconds, self.reap_bound)
 
@@ -327,6 +377,8 @@ class RedisRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._fail_routes(self._routes)
+        self._routes = []
         self._local.clear()
         if self._redis is not None:
             if was_up:
@@ -391,6 +443,13 @@ class RedisRegistry:
             logger.info("%s release of %r deferred to resync: %s", self._log, username, exc)
             self._resync_wanted = True
 
+    def replace(self, username: str, old: Endpoint, new: Endpoint) -> bool:
+        # The claim in Redis names this node, not an endpoint: it stays.
+        if self._local.get(username) is not old:
+            return False
+        self._local[username] = new
+        return True
+
     async def users(self) -> list[str]:
         names: set[str] | None = None
         if self.state is LinkState.UP and self._redis is not None:
@@ -403,25 +462,83 @@ class RedisRegistry:
             names = self._known | set(self._local)
         return list(self._services) + sorted(n for n in names if n not in self._services)
 
+    def route_now(self, target: str, payload: dict[str, Any]) -> bool | None:
+        endpoint = self._local.get(target) or self._services.get(target)
+        if endpoint is None:
+            return None if self.state is LinkState.UP else False
+        self._deliver(endpoint, payload)
+        return True
+
     async def route(self, target: str, payload: dict[str, Any]) -> bool:
         endpoint = self._services.get(target) or self._local.get(target)
         if endpoint is not None:
             self._deliver(endpoint, payload)
             return True
-        if self.state is not LinkState.UP:
+        if self.state is not LinkState.UP or len(self._routes) >= ROUTE_QUEUE:
             return False
-        message = json.dumps({"to": target, "payload": payload}, separators=(",", ":"))
-        try:
-            receivers = await self._run("route", 
-                keys=[self._users_key], args=[target, self.key_prefix, message],
-            )
-        except _redis_errors() as exc:
-            logger.info("%s route to %r failed: %s", self._log, target, exc)
-            return False
-        return int(receivers) > 0
+        message = orjson.dumps({"to": target, "payload": payload})
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._routes.append((target, message, future))
+        self._routes_ready.set()
+        return await future
 
     def subscribe(self, listener: PresenceListener) -> None:
         self._listeners.append(listener)
+
+    def subscribe_departures(self, listener: DepartureListener) -> None:
+        self._departure_listeners.append(listener)
+
+    # -- routes to other nodes, batched -----------------------------------------------
+
+    async def _send_routes(self) -> None:
+        """One pipeline of route scripts per batch, batches one at a time:
+        routes leave in order, and what piles up during a round trip goes in
+        the next one."""
+        while True:
+            await self._routes_ready.wait()
+            self._routes_ready.clear()
+            while self._routes:
+                size, end = 0, 0
+                for _, message, _ in self._routes[:ROUTE_BATCH]:
+                    size += len(message)
+                    end += 1
+                    if size >= ROUTE_BATCH_BYTES:
+                        break
+                batch = self._routes[:end]
+                del self._routes[:end]
+                try:
+                    results = await self._route_batch(batch)
+                except _redis_errors() as exc:
+                    logger.info("%s %d routes failed: %s", self._log, len(batch), exc)
+                    self._fail_routes(batch)
+                    continue
+                for (_, _, future), result in zip(batch, results):
+                    if not future.done():
+                        future.set_result(not isinstance(result, Exception) and int(result) > 0)
+
+    async def _route_batch(self, batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> list[Any]:
+        assert self._redis is not None
+        args: list[Any] = [self.key_prefix]
+        for target, message, _ in batch:
+            args += (target, message)
+        for attempt in range(2):
+            try:
+                async with self._slots:
+                    return await self._redis.evalsha(self._route_sha, 1, self._users_key, *args)
+            except Exception as exc:
+                if attempt == 0 and _is_noscript(exc):
+                    # Redis restarted and lost its script cache: load it, resend.
+                    async with self._slots:
+                        await self._redis.script_load(_ROUTE)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _fail_routes(batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(False)
 
     # -- the link to Redis -------------------------------------------------------------
 
@@ -561,19 +678,25 @@ class RedisRegistry:
     # -- incoming --------------------------------------------------------------------
 
     def _on_node_message(self, data: str) -> None:
+        """A batch of envelopes (a JSON array, in order), or one envelope."""
         try:
-            message = json.loads(data)
-            target, payload = message["to"], message["payload"]
-            if not isinstance(target, str) or not isinstance(payload, dict):
-                raise TypeError("to must be a string and payload an object")
-        except (ValueError, KeyError, TypeError) as exc:
+            decoded = orjson.loads(data)
+        except ValueError as exc:
             logger.warning("%s dropped a malformed node message: %s", self._log, exc)
             return
-        endpoint = self._local.get(target)
-        if endpoint is None:
-            logger.debug("%s %r left before a message reached it", self._log, target)
-            return
-        self._deliver(endpoint, payload)
+        for message in decoded if isinstance(decoded, list) else (decoded,):
+            try:
+                target, payload = message["to"], message["payload"]
+                if not isinstance(target, str) or not isinstance(payload, dict):
+                    raise TypeError("to must be a string and payload an object")
+            except (KeyError, TypeError) as exc:
+                logger.warning("%s dropped a malformed node message: %s", self._log, exc)
+                continue
+            endpoint = self._local.get(target)
+            if endpoint is None:
+                logger.debug("%s %r left before a message reached it", self._log, target)
+                continue
+            self._deliver(endpoint, payload)
 
     def _on_presence_message(self, data: str) -> None:
         try:
@@ -585,6 +708,12 @@ class RedisRegistry:
             logger.warning("%s dropped a malformed presence message: %s", self._log, exc)
             return
         self._apply_presence(user, online)
+        if not online and user not in self._local:
+            for departed in self._departure_listeners:
+                try:
+                    departed(user)
+                except Exception:  # one broken listener must not stop the others
+                    logger.exception("%s departure listener failed", self._log)
 
     def _apply_presence(self, user: str, online: bool) -> None:
         """Update the mirror; listeners hear only actual changes."""
@@ -619,6 +748,12 @@ class RedisRegistry:
             return
         logger.info("%s link %s -> %s", self._log, self.state.value, state.value)
         self.state = state
+
+
+def _is_noscript(result: Any) -> bool:
+    import redis.exceptions
+
+    return isinstance(result, redis.exceptions.NoScriptError)
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:

@@ -38,7 +38,7 @@ from webapp.keys import (
 )
 from webapp.photos_api import upload_photo
 from webapp.shared_photos import SharedPhotos, UploadTokens
-from webapp.ws import websocket_handler
+from webapp.ws import is_websocket_upgrade, websocket_handler
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,11 @@ async def healthz(request: web.Request) -> web.Response:
     })
 
 
-async def index(request: web.Request) -> web.FileResponse:
+async def index(request: web.Request) -> web.StreamResponse:
+    # The tutorial's clients open their WebSocket on the root path: an
+    # upgrade there is signaling; a plain GET is the page.
+    if is_websocket_upgrade(request):
+        return await websocket_handler(request)
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
@@ -114,6 +118,9 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
             reserved=frozenset({config.bot_name}),
             presence_interval=config.presence_interval,
             backlog=config.backlog,
+            backlog_bytes=config.backlog_bytes,
+            resume_grace=config.resume_grace,
+            heartbeat=config.heartbeat,
             rate_limit=config.security.rate_limit,
             rate_burst=config.security.rate_burst,
             login_extra=lambda username: {
@@ -140,6 +147,8 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     async def close_websockets(app: web.Application) -> None:
         # Runs before cleanup: calls end first (bot_ctx), then sockets close
         # with 1001 so aiohttp does not wait on open handlers.
+        if HUB in app:
+            app[HUB].stop_holding()  # sockets closed by the shutdown are not resumable
         if BOT in app:
             await app[BOT].close()
         for ws in list(app[WEBSOCKETS]):

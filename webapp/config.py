@@ -10,7 +10,9 @@ from media.options import RecordingOptions
 from peer.config import TALKBACK_MODES, BotConfig, IceConfig, PeerConfig, TurnSecret
 from photos.protocol import PhotoLimits
 
-__all__ = ["TALKBACK_MODES", "BotConfig", "Config", "IceConfig", "PhotoConfig", "SecurityConfig"]
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+__all__ = ["EVENT_LOOPS", "TALKBACK_MODES", "BotConfig", "Config", "IceConfig", "PhotoConfig", "SecurityConfig"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,15 @@ class Config:
     presence_interval: float = 0.25
     #: Messages queued for one slow client before it is dropped.
     backlog: int = 256
+    #: Bytes queued for one slow client (ours plus the transport's) before it
+    #: is dropped; also bounds what a held (resumable) slot keeps.
+    backlog_bytes: int = 1024 * 1024
+    #: Seconds a lost connection's username stays claimed for a resume (0: off).
+    resume_grace: float = 15.0
+    #: Negotiate permessage-deflate (RFC 7692) when a client offers it.
+    ws_compression: bool = False
+    #: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``.
+    event_loop: str = "auto"
     ice: IceConfig = field(default_factory=IceConfig)
     bot: BotConfig = field(default_factory=BotConfig)
     photos: PhotoConfig = field(default_factory=PhotoConfig)
@@ -151,6 +162,12 @@ class Config:
             raise ValueError("max message size must be at least 1024 bytes")
         if self.heartbeat <= 0 or self.presence_interval < 0 or self.backlog < 1:
             raise ValueError("heartbeat must be > 0, presence interval >= 0, backlog >= 1")
+        if self.backlog_bytes < 2 * self.max_message_size:
+            raise ValueError("backlog bytes must be at least twice the max message size")
+        if self.resume_grace < 0:
+            raise ValueError("resume grace must be >= 0")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(f"event loop must be one of {', '.join(EVENT_LOOPS)}")
 
     @property
     def calls_dir(self) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from media.options import RECORD_MODES, RecordingOptions
-from webapp.config import TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig, SecurityConfig
+from webapp.config import EVENT_LOOPS, TALKBACK_MODES, BotConfig, Config, IceConfig, PhotoConfig, SecurityConfig
 
 ENV_PREFIX = "CALLBOT_"
 
@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-message-size", type=int, default=d.max_message_size, help="largest frame in bytes (1009 past it)")
     g.add_argument("--presence-interval", type=float, default=d.presence_interval, help="seconds over which presence changes are coalesced")
     g.add_argument("--backlog", type=int, default=d.backlog, help="messages queued for a slow client before it is dropped")
+    g.add_argument("--backlog-bytes", type=int, default=d.backlog_bytes,
+                   help="bytes queued for a slow client (with the socket's buffer) before it is dropped; "
+                        "also what a held slot keeps for a resume")
+    g.add_argument("--resume-grace", type=float, default=d.resume_grace,
+                   help="seconds a lost connection's username stays claimed for a resume with its token (0: off)")
+    g.add_argument("--ws-compression", action="store_true", default=d.ws_compression,
+                   help="negotiate permessage-deflate with clients that offer it (costs CPU on small frames)")
+    g.add_argument("--event-loop", choices=EVENT_LOOPS, default=d.event_loop,
+                   help="auto: uvloop when installed (pip install callbot[fast]), else asyncio")
 
     i = p.add_argument_group("ICE")
     i.add_argument("--stun", action="append", default=[], metavar="URL", help="STUN server (repeatable)")
@@ -175,6 +184,10 @@ def _config(a: argparse.Namespace) -> Config:
         max_message_size=int(a.max_message_size),
         presence_interval=float(a.presence_interval),
         backlog=int(a.backlog),
+        backlog_bytes=int(a.backlog_bytes),
+        resume_grace=float(a.resume_grace),
+        ws_compression=bool(a.ws_compression),
+        event_loop=a.event_loop,
         ice=IceConfig(
             stun_urls=tuple(a.stun),
             turn_urls=tuple(a.turn),

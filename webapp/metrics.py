@@ -18,9 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from media.metrics import REGISTRY, counting_send, ws_message_in
+from media.metrics import REGISTRY
 
-__all__ = ["add_metrics_route", "counting_send", "ws_message_in"]
+__all__ = ["add_metrics_route"]
 
 
 class _AppCollector(Collector):

@@ -45,7 +45,10 @@ def _require_chromium_in_loopback_only_namespace() -> None:
 @pytest.fixture
 async def server(tmp_path) -> AsyncIterator[RunningServer]:
     """A server whose bot sends video back (overlay), so remote video plays."""
-    async with running_server(test_config(tmp_path, bot=BotConfig(talkback="overlay"))) as srv:
+    # A page that closes goes away with 1001, which keeps its slot for the
+    # resume grace: a short one, so closed pages leave within a test's wait.
+    config = test_config(tmp_path, bot=BotConfig(talkback="overlay"), resume_grace=2.0)
+    async with running_server(config) as srv:
         yield srv
 
 

@@ -205,3 +205,67 @@ async def test_a_login_while_redis_is_down_is_refused_and_can_be_retried(start_n
     await alice.recv_type("error", timeout=15, code="signaling-interrupted")
     await dave.login("dave")  # the same connection logs in once Redis is back
     await dave.close()
+
+
+async def test_partners_on_other_nodes_get_close_when_a_node_is_killed(start_nodes, clients) -> None:
+    """A departure looks the same whether the partner is on the same node or
+    another, a crash included: bob (node 2) was in a call with alice (node 1);
+    node 1 is SIGKILLed; bob receives close from alice within the reap bound."""
+    node1, node2 = await start_nodes("n1", "n2")
+    alice = await clients(node1, "alice")
+    bob = await clients(node2, "bob")
+    carol = await clients(node2, "carol")  # not alice's partner: hears no close
+    await wait_online(bob, {"alice"})
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    await alice.send({"type": "offer", "otherUsername": "bob", "offer": {"type": "offer", "sdp": sdp}})
+    await bob.recv_type("offer", username="alice")
+
+    await node1.kill()
+    t0 = time.monotonic()
+    closed = await bob.recv_type("close", timeout=REAP_BOUND + 3.0)
+    elapsed = time.monotonic() - t0
+    assert closed == {"type": "close", "username": "alice"}
+    assert elapsed <= REAP_BOUND + 1.0, elapsed
+    await wait_left(carol, "alice", timeout=5)
+    await carol.send({"type": "presence"})
+    while True:  # carol's next messages: presence only, never a close
+        m = await carol.recv()
+        assert m["type"] != "close", m
+        if "users" in m:
+            break
+
+
+async def test_a_held_slot_keeps_its_claim_in_redis_and_resumes_on_its_node(start_nodes, clients) -> None:
+    """The claim of a lost connection stays in Redis for the grace period (the
+    node's lease keeps it): the name is taken on every node; the resume must
+    reach the node that holds the slot (sticky routing)."""
+    node1, node2 = await start_nodes("n1", "n2")
+    bob = await clients(node2, "bob")
+    alice = await Client.connect(node1.ws_url)
+    reply = await alice.login("alice")
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    await alice.send({"type": "offer", "otherUsername": "bob", "offer": {"type": "offer", "sdp": sdp}})
+    await bob.recv_type("offer", username="alice")
+    await alice.drop()
+
+    # Across nodes and leases (2 x the lease), alice stays claimed and bob
+    # can still reach her slot: his candidates are queued on node 1.
+    other = await Client.connect(node2.ws_url)
+    try:
+        for _ in range(2):
+            r = await other.request({"type": "login", "username": "alice"}, "login")
+            assert r["success"] is False and r["error"] == "username-taken"
+            await bob.send({"type": "candidate", "otherUsername": "alice", "candidate": None})
+            await wait_online(bob, {"alice"})
+            # Time itself is what is tested: lease renewals must keep the claim.
+            await asyncio.sleep(LEASE)
+    finally:
+        await other.close()
+    again = await Client.connect(node1.ws_url)
+    try:
+        r = await again.request({"type": "login", "username": "alice", "resume": reply["resumeToken"]}, "login")
+        assert r["success"] is True and r["resumed"] is True
+        for _ in range(2):
+            assert (await again.recv_type("candidate", username="bob"))["candidate"] is None
+    finally:
+        await again.close()

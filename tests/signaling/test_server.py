@@ -124,8 +124,9 @@ async def test_oversized_frame_closes_with_1009(connect):
 
 async def test_silent_client_is_dropped_within_the_heartbeat(tmp_path):
     """A client that stops answering pings (its socket dropped without a close)
-    leaves presence within 1.5 heartbeats, and its partner gets close."""
-    config = test_config(tmp_path, heartbeat=0.5)
+    leaves presence within 1.5 heartbeats, and its partner gets close (with
+    resume off; with it, the grace period comes on top: tests/signaling/test_resume.py)."""
+    config = test_config(tmp_path, heartbeat=0.5, resume_grace=0)
     async with running_server(config) as srv:
         watcher = await Client.connect(srv.ws_url)
         await watcher.login("watcher")
@@ -172,3 +173,26 @@ async def test_server_shutdown_closes_sockets_with_1001(tmp_path):
         await srv.runner.shutdown()
         assert await alice.close_code() == 1001
         await alice.session.close()
+
+
+async def test_the_tutorials_clients_connect_on_the_root_path(server):
+    """The Node tutorial's client opens ws://host:port/ (the root path): the
+    upgrade there is signaling, unchanged; a plain GET / is still the page."""
+    root = server.ws_url[: -len("/ws")] + "/"
+    alice = await Client.connect(root)
+    bob = await Client.connect(root)
+    try:
+        assert (await alice.request({"type": "login", "username": "alice"}, "login"))["success"] is True
+        assert (await bob.request({"type": "login", "username": "bob"}, "login"))["success"] is True
+        await alice.send({"type": "offer", "otherUsername": "bob", "offer": {"type": "offer", "sdp": SDP}})
+        assert await bob.recv_type("offer") == {"type": "offer", "offer": {"type": "offer", "sdp": SDP}, "username": "alice"}
+        await bob.send({"type": "answer", "otherUsername": "alice", "answer": {"type": "answer", "sdp": SDP}})
+        assert (await alice.recv_type("answer"))["username"] == "bob"
+        await alice.send({"type": "close", "otherUsername": "bob"})
+        assert await bob.recv_type("close") == {"type": "close", "username": "alice"}
+    finally:
+        await alice.close()
+        await bob.close()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/") as r:
+            assert r.status == 200 and "text/html" in r.headers["Content-Type"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, AsyncIterator
@@ -113,4 +114,12 @@ class Client:
 
     async def close(self) -> None:
         await self.ws.close()
+        await self.session.close()
+
+    async def drop(self) -> None:
+        """Lose the connection without a WebSocket close frame, as a network
+        change or a crashed tab does: the TCP connection just ends."""
+        sock = self.ws.get_extra_info("socket")
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
         await self.session.close()
