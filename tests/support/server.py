@@ -25,7 +25,9 @@ def test_config(tmp_path, **overrides: Any) -> Config:
     base = Config(
         port=0,
         data_dir=tmp_path / "data",
-        heartbeat=5.0,
+        # As in production: tests whose clients sit idle during long media
+        # exchanges are not dropped on a loaded machine. Heartbeat tests set theirs.
+        heartbeat=20.0,
         presence_interval=0.05,
         ice=IceConfig(addresses=("127.0.0.1",)),
     )
