@@ -113,6 +113,8 @@ class CallSession:
         # Candidates in arrival order; applied by one task once the offer is.
         self._candidates: asyncio.Queue[IceCandidate | None] = asyncio.Queue()
         self._candidate_count = 0
+        #: Candidates given to aiortc (kept from the offer, accepted trickled ones).
+        self._usable_candidates = 0
         self._mids: set[str] = set()
         self._ended_mids: set[str] = set()
         self._policy = candidate_policy(self.config.ice)
@@ -167,6 +169,7 @@ class CallSession:
         offer_sdp, kept, dropped = filter_offer_candidates(
             offer_sdp, self._policy, max(0, MAX_CANDIDATES - self._candidate_count))
         self._candidate_count += kept
+        self._usable_candidates += kept
         if dropped:
             logger.info("call %s: %d candidates in the offer dropped: %s", self.id, len(dropped), ", ".join(dropped[:8]))
         try:
@@ -260,6 +263,14 @@ class CallSession:
                     # Not an error: a browser's private or mDNS candidate is normal.
                     logger.debug("call %s: candidate %s dropped: %s", self.id, candidate.ip, refusal)
                     continue
+                self._usable_candidates += 1
+            if candidate is None and not self._usable_candidates:
+                # Every candidate was refused: ending them now would make
+                # aioice fail at once with no pair at all; the caller's own
+                # checks may still arrive (peer-reflexive), or the connect
+                # timeout ends the call.
+                logger.info("call %s: end of candidates without a usable one: not applied", self.id)
+                continue
             if candidate is None:
                 # End of candidates. Firefox sends one per m-section; aiortc's
                 # addIceCandidate(None) ends them for every transport, so it is
@@ -430,7 +441,8 @@ class CallSession:
             try:
                 if self.manifest is not None:
                     self.manifest.recording = recording
-                    self.manifest.quality = self.quality.to_json()
+                    if self.quality.at_connect is not None:  # never connected: nothing measured
+                        self.manifest.quality = self.quality.to_json()
                     self.manifest.ended_at = time.time()
                     self.manifest.end_reason = reason
                     await self._run_on_ended()

@@ -131,24 +131,44 @@ def filter_offer_candidates(sdp: str, policy: CandidatePolicy, limit: int) -> tu
     Returns the SDP, the number of candidates kept, and why each dropped one
     was dropped. Lines that do not parse are left for aiortc's parser (which
     then refuses the whole offer).
+
+    An m-section that loses every candidate also loses its
+    ``a=end-of-candidates``: told that no candidate will come, aioice drops
+    the component before gathering ("Components {1} have no candidate
+    pairs") and the call can never connect, while without the marker the
+    caller's own checks still reach the bot and make a peer-reflexive pair
+    (RFC 8445 section 7.3.1.3), as they would have with the private ones.
     """
     eol = "\r\n" if "\r\n" in sdp else "\n"
-    out: list[str] = []
+    sections: list[list[str]] = [[]]
+    for line in sdp.split(eol):
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
     kept = 0
     dropped: list[str] = []
-    for line in sdp.split(eol):
-        if line.startswith("a=candidate:"):
-            fields = line[len("a=candidate:"):].split()
-            host = fields[4] if len(fields) >= 8 else None
-            if host is not None:
-                reason = candidate_refusal(host, policy)
-                if reason is None and kept >= limit:
-                    reason = "too-many"
-                if reason is not None:
-                    dropped.append(f"{host}: {reason}")
-                    continue
-                kept += 1
-        out.append(line)
+    out: list[str] = []
+    for section in sections:
+        section_kept = section_dropped = 0
+        lines: list[str] = []
+        for line in section:
+            if line.startswith("a=candidate:"):
+                fields = line[len("a=candidate:"):].split()
+                host = fields[4] if len(fields) >= 8 else None
+                if host is not None:
+                    reason = candidate_refusal(host, policy)
+                    if reason is None and kept >= limit:
+                        reason = "too-many"
+                    if reason is not None:
+                        dropped.append(f"{host}: {reason}")
+                        section_dropped += 1
+                        continue
+                    kept += 1
+                section_kept += 1
+            lines.append(line)
+        if section_dropped and not section_kept:
+            lines = [line for line in lines if line != "a=end-of-candidates"]
+        out += lines
     return eol.join(out), kept, dropped
 
 

@@ -77,3 +77,24 @@ def test_an_answer_bundles_only_what_was_offered_bundled():
     answer = "v=0\r\na=group:BUNDLE 0 1\r\nm=audio 9 x 0\r\n"
     assert "a=group:BUNDLE" not in drop_unoffered_bundle(answer, "v=0\r\nm=audio 9 x 0\r\n")
     assert drop_unoffered_bundle(answer, "v=0\r\na=group:BUNDLE 0 1\r\n") == answer
+
+
+def test_a_section_that_loses_every_candidate_loses_its_end_of_candidates():
+    from peer.sdp import filter_offer_candidates
+
+    sdp = ("v=0\r\nm=audio 9 x 0\r\na=mid:0\r\n"
+           "a=candidate:1 1 udp 2122260223 10.1.2.3 5000 typ host\r\na=end-of-candidates\r\n"
+           "m=video 9 x 0\r\na=mid:1\r\n"
+           "a=candidate:2 1 udp 2122260223 10.1.2.3 5002 typ host\r\n"
+           "a=candidate:3 1 udp 1686052607 203.0.113.9 5002 typ srflx raddr 10.1.2.3 rport 5002\r\n"
+           "a=end-of-candidates\r\n")
+    out, kept, dropped = filter_offer_candidates(sdp, CandidatePolicy(), limit=64)
+    assert kept == 1 and dropped == ["10.1.2.3: private", "10.1.2.3: private"]
+    audio, video = out.split("m=video")
+    # Told "no more candidates" with none, aioice would drop the component
+    # before gathering; without the marker the caller's checks still count.
+    assert "a=end-of-candidates" not in audio and "a=candidate" not in audio
+    assert "a=end-of-candidates" in video and "203.0.113.9" in video and "10.1.2.3" not in video
+    # The bound counts across sections.
+    _, kept, dropped = filter_offer_candidates(sdp.replace("10.1.2.3", "198.51.100.8"), CandidatePolicy(), limit=2)
+    assert kept == 2 and dropped == ["203.0.113.9: too-many"]
