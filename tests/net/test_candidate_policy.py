@@ -94,7 +94,7 @@ def test_a_section_that_loses_every_candidate_loses_its_end_of_candidates():
     # Told "no more candidates" with none, aioice would drop the component
     # before gathering; without the marker the caller's checks still count.
     assert "a=end-of-candidates" not in audio and "a=candidate" not in audio
-    assert "a=end-of-candidates" in video and "203.0.113.9" in video and "10.1.2.3" not in video
+    assert "a=end-of-candidates" in video and "203.0.113.9" in video and "10.1.2.3 5002 typ host" not in video
     # The bound counts across sections.
     _, kept, dropped = filter_offer_candidates(sdp.replace("10.1.2.3", "198.51.100.8"), CandidatePolicy(), limit=2)
     assert kept == 2 and dropped == ["203.0.113.9: too-many"]
