@@ -72,7 +72,7 @@ def offered_mids(sdp: str) -> list[tuple[str | None, int]]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    ws_url = args.url.replace("http", "ws", 1) + "/ws"
+    ws_url = args.url.replace("http", "ws", 1) + "/ws" + (f"?token={args.token}" if args.token else "")
     client = await Client.connect(ws_url)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     errors: list[str] = []
@@ -176,6 +176,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--end-of-candidates", choices=["null", "per-mid"], default="null")
     p.add_argument("--bundle", choices=[b.value for b in RTCBundlePolicy], default="balanced")
     p.add_argument("--no-ice-servers", action="store_true")
+    p.add_argument("--token", default=None, help="a login token (servers with --auth-secret)")
     p.add_argument("--photo", type=int, default=0, help="send a JPEG of about this many bytes")
     p.add_argument("--hold", type=float, default=0.0, help="seconds to stay in the call")
     p.add_argument("--timeout", type=float, default=15.0)
