@@ -4,7 +4,7 @@ scripts/test runs in. Its WebRTC stack differs from Chromium's where it
 matters to us (NSS DTLS, nICEr ICE with candidates trickled about a
 millisecond after the offer and "" ending each m-section, usrsctp).
 
-Twenty runs in a row (the README's "Firefox" paragraph has the figures)::
+Twenty runs in a row (20 of 20 passed; the README's "Tests with real networks" section)::
 
     for i in $(seq 20); do scripts/test tests/net/test_firefox.py -q || break; done
 """
