@@ -39,7 +39,7 @@ from tests.support.netcall import run_caller, start_server  # noqa: E402
 from tests.support.netns import BOT_PUBLIC, RTC_PORTS, Topology  # noqa: E402
 
 PORTS = f"{RTC_PORTS[0]}-{RTC_PORTS[1]}"
-COMMON = ("--turn-secret", SECRET, "--turn-url", turn_url("udp"), "--rtc-ports", PORTS,
+COMMON = ("--turn-secret", SECRET, "--allow-open-turn", "--turn-url", turn_url("udp"), "--rtc-ports", PORTS,
           "--connect-timeout", "20", "--no-record", "--frame-interval", "0", "--log-level", "warning")
 PATHS = {
     "direct": (dict(bot_nat="forward"), ("--announce-address", BOT_PUBLIC), False),
