@@ -131,6 +131,7 @@ def test_every_flag_in_a_group_reads_its_environment_variable(monkeypatch):
     monkeypatch.setenv("CALLBOT_ANNOUNCE_ADDRESS", "198.51.100.1,2001:db8::1")
     monkeypatch.setenv("CALLBOT_ALLOW_PRIVATE_CANDIDATES", "1")
     monkeypatch.setenv("CALLBOT_TURN_SECRET", "s")
+    monkeypatch.setenv("CALLBOT_AUTH_SECRET", "a" * 32)
     monkeypatch.setenv("CALLBOT_TURN_URL", "turn:public.example:3478")
     monkeypatch.setenv("CALLBOT_BOT_TURN_URL", "turn:10.0.0.5:3478?transport=udp,turn:10.0.0.5:3478?transport=tcp")
     config = config_from_args([])
@@ -140,12 +141,13 @@ def test_every_flag_in_a_group_reads_its_environment_variable(monkeypatch):
     assert config.ice.allow_private_candidates is True
     assert config.turn.urls == ("turn:public.example:3478",)
     assert config.turn.for_bot == ("turn:10.0.0.5:3478?transport=udp", "turn:10.0.0.5:3478?transport=tcp")
-    with pytest.raises(ValueError):
+    with pytest.raises(SystemExit):  # a usage error naming the address
         config_from_args(["--announce-address", "not-an-ip"])
 
 
 def test_clients_and_the_bot_get_their_own_turn_urls():
-    config = config_from_args(["--turn-secret", "s", "--turn-url", "turn:public.example:3478",
+    auth = ["--auth-secret", "a" * 32]
+    config = config_from_args([*auth, "--turn-secret", "s", "--turn-url", "turn:public.example:3478",
                                "--bot-turn-url", "turn:10.0.0.5:3478?transport=tcp"])
     (client,) = client_ice_servers(config.ice, config.turn, "ann")
     assert client["urls"] == ["turn:public.example:3478"]
@@ -154,6 +156,6 @@ def test_clients_and_the_bot_get_their_own_turn_urls():
     assert [s.urls for s in bot] == ["turn:10.0.0.5:3478?transport=tcp"]
     assert bot[0].username.endswith(":bot")
     # Without --bot-turn-url, --turn-url serves both, as before.
-    both = config_from_args(["--turn-secret", "s", "--turn-url", "turn:public.example:3478"])
+    both = config_from_args([*auth, "--turn-secret", "s", "--turn-url", "turn:public.example:3478"])
     assert [s.urls for s in rtc_configuration(both.ice, both.turn).iceServers] == ["turn:public.example:3478"]
     assert compat.turn_servers(bot)[0]["turn_transport"] == "tcp"
