@@ -19,6 +19,8 @@ package writes through), and each error is defined where it belongs::
     │   └── ServerError                 we failed (5xx)
     ├── AuthError                       webapp.auth: a missing, forged or expired token (401)
     ├── UnsupportedAiortcError          peer.compat: the installed aiortc/aioice do not fit our hooks
+    ├── PortsExhausted                  peer.compat: no free UDP port in --rtc-ports (ports-exhausted)
+    ├── TestsBusy                       peer.conntest: every connection-test slot is taken (503)
     ├── BadOffer                        peer.call: an offer the bot cannot answer (bad-offer); also ValueError
     └── BotError                        peer.api: raised by a bot to say no
         ├── RefuseCall                  refuse an incoming call (the caller gets .code)

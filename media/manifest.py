@@ -64,6 +64,9 @@ class CallManifest:
     tracks: list[dict[str, Any]] = field(default_factory=list)
     photos: list[dict[str, Any]] = field(default_factory=list)
     recording: dict[str, Any] = field(default_factory=dict)
+    #: The selected candidate pair, RTT, loss and bitrate at connect and at
+    #: the end (``peer.quality``).
+    quality: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _seq: int = 0
@@ -94,6 +97,7 @@ class CallManifest:
             "photos_sent": self.photos_sent,
             "bot_data": _jsonable(self.bot_data),
             "bot_stats": self.bot_stats,
+            "quality": self.quality,
             "files": self.files(),
             "errors": self.errors,
         }

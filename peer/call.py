@@ -10,8 +10,10 @@ Life cycle::
 ``answer`` asks the bot (:meth:`Bot.on_call`) before anything is written: a
 refused call leaves no directory. Candidates may arrive from the moment the
 offer does (a browser trickles them within a millisecond); they wait in
-order, at most :data:`MAX_CANDIDATES`, until the offer is applied (aiortc
-ignores earlier ones). ``end`` is idempotent and frees everything: the peer
+order, at most :data:`MAX_CANDIDATES` with those inside the offer, until the
+offer is applied (aiortc ignores earlier ones). Candidates on addresses the
+bot must not probe (``peer.sdp.candidate_refusal``) are dropped, inside the
+offer too; ones that do not parse get ``bad-candidate``. ``end`` is idempotent and frees everything: the peer
 connection (its transports, decoder threads and tasks), the recorder, the
 photo channels, the bot's feeds and the timers.
 """
@@ -29,12 +31,22 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, sdp
 from media.errors import CallbotError
 from media.manifest import CallManifest
 from media.storage import CallDirectory, atomic_write_bytes, create_call_directory, is_bot_file_name, new_call_id, sha256_file
+from peer import compat
 from peer.api import Call, CallSummary, Photo, RefuseCall
 from peer.callmedia import CallMedia
 from peer.channels import AppChannels
 from peer.hooks import EventQueue
-from peer.ice import rtc_configuration
-from peer.sdp import CandidateError, add_bitrate_hints, parse_candidate
+from peer.ice import candidate_policy, rtc_configuration
+from peer.quality import CallQuality
+from peer.sdp import (
+    CandidateError,
+    add_bitrate_hints,
+    announce_addresses,
+    candidate_refusal,
+    drop_unoffered_bundle,
+    filter_offer_candidates,
+    parse_candidate,
+)
 from signaling.protocol import IceCandidate
 from media import metrics
 
@@ -101,8 +113,12 @@ class CallSession:
         # Candidates in arrival order; applied by one task once the offer is.
         self._candidates: asyncio.Queue[IceCandidate | None] = asyncio.Queue()
         self._candidate_count = 0
+        #: Candidates given to aiortc (kept from the offer, accepted trickled ones).
+        self._usable_candidates = 0
         self._mids: set[str] = set()
         self._ended_mids: set[str] = set()
+        self._policy = candidate_policy(self.config.ice)
+        self.quality = CallQuality(self.pc)
         self.call = Call(self)
         self.events = EventQueue(f"call {self.id} events", self.hook_failed)
         self.media = CallMedia(self)
@@ -146,9 +162,16 @@ class CallSession:
         candidates inside: aiortc gathers during setLocalDescription).
 
         Raises :class:`BadOffer`, :class:`peer.api.RefuseCall` (nothing is
-        written for either), or OSError when the call directory cannot be made.
+        written for either), OSError when the call directory cannot be made,
+        or :class:`peer.compat.PortsExhausted` (``--rtc-ports``).
         """
         self.offered_kinds, self._mids = check_offer(offer_sdp)
+        offer_sdp, kept, dropped = filter_offer_candidates(
+            offer_sdp, self._policy, max(0, MAX_CANDIDATES - self._candidate_count))
+        self._candidate_count += kept
+        self._usable_candidates += kept
+        if dropped:
+            logger.info("call %s: %d candidates in the offer dropped: %s", self.id, len(dropped), ", ".join(dropped[:8]))
         try:
             await self.bot.on_call(self.call)
         except RefuseCall:
@@ -170,7 +193,9 @@ class CallSession:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         self.media.attach_outgoing()
         self._spawn(self._apply_candidates(), "candidates")
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        # aiortc gathers here: every ICE socket in --rtc-ports.
+        with compat.rtc_port_range(self.config.ice.rtc_ports):
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
         bot = self.config.bot
         answer = add_bitrate_hints(
             self.pc.localDescription.sdp,
@@ -178,6 +203,8 @@ class CallSession:
             min_kbps=bot.min_bitrate_kbps,
             max_kbps=bot.max_bitrate_kbps,
         )
+        answer = announce_addresses(answer, self.config.ice.announce_addresses)
+        answer = drop_unoffered_bundle(answer, offer_sdp)
         self._spawn(self._connect_timeout(), "connect-timeout")
         self._spawn(self._duration_limit(), "duration-limit")
         self._spawn(self._live_manifest(), "live-manifest")
@@ -230,6 +257,20 @@ class CallSession:
                 logger.info("call %s: candidate ignored: %s", self.id, exc)
                 self._send({"type": "error", "code": "bad-candidate", "message": str(exc)})
                 continue
+            if candidate is not None:
+                refusal = candidate_refusal(candidate.ip, self._policy)
+                if refusal is not None:
+                    # Not an error: a browser's private or mDNS candidate is normal.
+                    logger.debug("call %s: candidate %s dropped: %s", self.id, candidate.ip, refusal)
+                    continue
+                self._usable_candidates += 1
+            if candidate is None and not self._usable_candidates:
+                # Every candidate was refused: ending them now would make
+                # aioice fail at once with no pair at all; the caller's own
+                # checks may still arrive (peer-reflexive), or the connect
+                # timeout ends the call.
+                logger.info("call %s: end of candidates without a usable one: not applied", self.id)
+                continue
             if candidate is None:
                 # End of candidates. Firefox sends one per m-section; aiortc's
                 # addIceCandidate(None) ends them for every transport, so it is
@@ -254,8 +295,11 @@ class CallSession:
             metrics.call_connected(self.manifest.connected_at - self.started_at)
             self.connected.set()
             self.media.on_connected()
+            self.quality.on_connected()
+            self.manifest.quality = self.quality.to_json()
             self.write_manifest()
             self.events.put("on_connected", self._hook_connected)
+            self._spawn(self._measure_quality(), "quality")
         elif state in ("failed", "closed"):
             self._spawn(self.end("ice-failed" if state == "failed" else "closed"), "end")
 
@@ -267,6 +311,13 @@ class CallSession:
             await asyncio.wait_for(self.connected.wait(), self.config.bot.connect_timeout)
         except asyncio.TimeoutError:
             await self.end("connect-timeout")
+
+    async def _measure_quality(self) -> None:
+        """The RTT at connect, then now and then (the pair is in already)."""
+        await self.quality.measure_rtt()
+        if self.manifest is not None and not self._ending:
+            self.write_manifest()
+        await self.quality.run()
 
     async def _live_manifest(self) -> None:
         while True:
@@ -373,6 +424,8 @@ class CallSession:
         current = asyncio.current_task()
         recording: dict[str, Any] = {}
         try:
+            with contextlib.suppress(Exception):  # counters of a live connection only
+                await self.quality.on_end()
             await self.events.close()
             recording = await self.media.stop(reason)
             with contextlib.suppress(Exception):
@@ -388,6 +441,8 @@ class CallSession:
             try:
                 if self.manifest is not None:
                     self.manifest.recording = recording
+                    if self.quality.at_connect is not None:  # never connected: nothing measured
+                        self.manifest.quality = self.quality.to_json()
                     self.manifest.ended_at = time.time()
                     self.manifest.end_reason = reason
                     await self._run_on_ended()
@@ -464,5 +519,10 @@ def check_offer(offer_sdp: str) -> tuple[frozenset[str], set[str]]:
         raise BadOffer("the offer has no audio, video or data section")
     if not all(m.ice.usernameFragment and m.ice.password for m in parsed.media):
         raise BadOffer("the offer has no ICE credentials")
+    # Without a fingerprint DTLS cannot authenticate the caller (RFC 8122
+    # section 5, RFC 5763 section 5); aiortc would answer and then wait for
+    # the connect timeout.
+    if not all(m.dtls is not None and m.dtls.fingerprints for m in parsed.media if m.port != 0):
+        raise BadOffer("the offer has no DTLS fingerprint (a=fingerprint)")
     mids = {m.rtp.muxId for m in parsed.media if m.rtp.muxId}
     return kinds, mids

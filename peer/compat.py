@@ -33,21 +33,43 @@ The hooks:
   while there are none; when there is one, aiortc's own ``pop_messages``
   runs unchanged, so the output is identical by construction (and tested
   against the original on random chunk sequences).
+- **ICE ports in a range** (:func:`rtc_port_range`, ``--rtc-ports``): aioice
+  binds every ICE socket on a port the kernel picks (aioice issue 47). Inside
+  ``rtc_port_range(...)``, ``aioice.ice`` and ``aioice.turn`` see an asyncio
+  whose loop binds the host sockets and the TURN/UDP socket on a free port of
+  the range; a gathering that cannot get one raises :class:`PortsExhausted`.
+- **Every TURN URL** (:func:`install_multi_turn`): aiortc hands aioice only
+  the first TURN URL (``connection_kwargs``), so a bot whose UDP to the relay
+  is blocked never tries TCP. A peer connection given several TURN URLs
+  allocates on all of them, in parallel.
+- **The selected candidate pair** (:func:`selected_pair`, :func:`ice_rtt`,
+  :func:`transport_counters`): aiortc's ``getStats()`` has no candidate-pair
+  stats; the nominated pair lives in aioice's ``Connection._nominated``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import errno
 import inspect
 import ipaddress
 import logging
 import os
 import queue
+import random
+import socket
+import time
+import types
 from typing import Any, Callable, Iterator
 
 import aioice
+import aioice.candidate
 import aioice.ice
+import aioice.turn
 import aiortc
-from aiortc import rtcrtpreceiver, rtcsctptransport
+from aiortc import rtcicetransport, rtcrtpreceiver, rtcsctptransport
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -113,10 +135,73 @@ def check_versions() -> None:
             problems.append(f"aiortc InboundStream.{name} is gone")
     if not hasattr(rtcsctptransport, "SCTP_DATA_LAST_FRAG"):
         problems.append("aiortc.rtcsctptransport.SCTP_DATA_LAST_FRAG is gone")
+    problems += _ice_hook_problems()
     if problems:
         raise UnsupportedAiortcError(
             f"aiortc {found['aiortc']} / aioice {found['aioice']} do not fit peer.compat: " + "; ".join(problems)
         )
+
+
+def _source(func: Any) -> str:
+    try:
+        return inspect.getsource(func)
+    except (OSError, TypeError):
+        return ""
+
+
+def _ice_hook_problems() -> list[str]:
+    """What the ICE hooks below (port range, every TURN URL, selected pair) need."""
+    problems: list[str] = []
+    Connection = aioice.ice.Connection
+
+    def original(func: Any) -> Any:
+        # Our wrappers (installed later) keep the function they wrap.
+        return inspect.unwrap(func) if func is not None else None
+
+    # Port range: the two places aioice opens its sockets, both through
+    # asyncio.get_running_loop() of the module they are in.
+    gather = _source(original(getattr(Connection, "get_component_candidates", None)))
+    if "asyncio.get_running_loop()" not in gather or "local_addr=(address, 0)" not in gather:
+        problems.append("aioice Connection.get_component_candidates no longer binds with "
+                        "asyncio.get_running_loop().create_datagram_endpoint(local_addr=(address, 0))")
+    turn_endpoint = _source(getattr(aioice.turn, "create_turn_endpoint", None))
+    if "asyncio.get_running_loop()" not in turn_endpoint or "remote_addr=server_addr" not in turn_endpoint:
+        problems.append("aioice turn.create_turn_endpoint no longer opens its UDP socket with remote_addr=server_addr")
+    for module in (aioice.ice, aioice.turn):
+        if not callable(getattr(getattr(module, "asyncio", None), "get_running_loop", None)):
+            problems.append(f"{module.__name__} no longer imports asyncio as a module")
+    if "_local_candidates" not in _code_names(original(getattr(Connection, "gather_candidates", None))):
+        problems.append("aioice Connection.gather_candidates no longer fills _local_candidates")
+    if "_protocols" not in _code_names(original(getattr(Connection, "get_component_candidates", None))):
+        problems.append("aioice Connection.get_component_candidates no longer fills _protocols")
+    # Every TURN URL: aiortc keeps the first (connection_kwargs); aioice's
+    # relayed_candidate allocates one.
+    relayed = getattr(aioice.ice, "relayed_candidate", None)
+    wanted = {"component", "hide_related_address", "protocol_factory", "turn_server", "turn_username",
+              "turn_password", "turn_ssl", "turn_transport"}
+    if relayed is None or not wanted <= set(inspect.signature(relayed).parameters):
+        problems.append("aioice.ice.relayed_candidate(component=..., turn_server=..., ...) is gone")
+    for name in ("connection_kwargs", "parse_stun_turn_uri"):
+        if not callable(getattr(rtcicetransport, name, None)):
+            problems.append(f"aiortc.rtcicetransport.{name} is gone")
+    if "_connection" not in _code_names(original(getattr(rtcicetransport.RTCIceGatherer, "__init__", None))):
+        problems.append("aiortc RTCIceGatherer.__init__ no longer creates _connection")
+    for name in ("turn_server", "turn_ssl", "turn_transport"):
+        if name not in _code_names(getattr(Connection, "__init__", None)):
+            problems.append(f"aioice Connection.__init__ no longer sets {name}")
+    # Selected pair: Connection._nominated, a consent-style request for RTT,
+    # the relay's transport to its TURN server, the DTLS byte counters.
+    if "_nominated" not in _code_names(getattr(Connection, "__init__", None)):
+        problems.append("aioice Connection._nominated is gone")
+    if not callable(getattr(Connection, "build_request", None)):
+        problems.append("aioice Connection.build_request is gone")
+    if "_TurnTransport__inner_protocol" not in _code_names(getattr(aioice.turn.TurnTransport, "__init__", None)):
+        problems.append("aioice TurnTransport.__inner_protocol is gone")
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    if not callable(getattr(RTCDtlsTransport, "_get_stats", None)):
+        problems.append("aiortc RTCDtlsTransport._get_stats is gone")
+    return problems
 
 
 check_versions()
@@ -270,3 +355,426 @@ def uninstall_sctp_speedup() -> None:
     cls.add_chunk = _original_add_chunk  # type: ignore[method-assign]
     cls.pop_messages = _original_pop_messages  # type: ignore[method-assign]
     cls.prune_chunks = _original_prune_chunks  # type: ignore[method-assign]
+
+
+# -- aioice: ICE sockets inside a port range (--rtc-ports) --------------------------
+#
+# aioice 0.13 opens sockets in two places, both through
+# ``asyncio.get_running_loop()`` of its own module: one UDP socket per host
+# address in ``Connection.get_component_candidates`` (``local_addr=(address,
+# 0)``; the same socket sends the STUN requests for server-reflexive
+# candidates and every connectivity check), and the socket towards a TURN
+# server in ``turn.create_turn_endpoint`` (UDP: ``remote_addr=server_addr``).
+# ``aioice.ice.asyncio`` and ``aioice.turn.asyncio`` are replaced by a module
+# that forwards everything to asyncio, except that inside
+# ``rtc_port_range(...)`` its ``get_running_loop()`` is a proxy whose
+# ``create_datagram_endpoint`` binds the socket itself on a free port of the
+# range. Everywhere else (the callers in tests, anything outside the block)
+# aioice gets the real loop. TCP connections to a TURN server keep a kernel
+# port: they are outgoing, which stateful firewalls let back in.
+
+
+class PortsExhausted(CallbotError):
+    """No free UDP port in ``--rtc-ports`` for a new peer connection."""
+
+    code = "ports-exhausted"
+
+    def __init__(self, ports: tuple[int, int], details: list[str]) -> None:
+        self.ports = ports
+        self.details = details
+        super().__init__(f"no free UDP port in --rtc-ports {ports[0]}-{ports[1]}: " + "; ".join(details))
+
+
+_RANGE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("callbot_rtc_ports", default=None)
+_RANGE_FAILURES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "callbot_rtc_port_failures", default=None)
+
+
+class _NoPortInRange(OSError):
+    """Raised inside aioice: an OSError, so aioice's own handling applies (it
+    skips that address, or the TURN allocation fails) and nothing leaks."""
+
+
+def _bind_in_range(ports: tuple[int, int], family: int, host: str) -> socket.socket:
+    low, high = ports
+    start = random.randint(low, high)  # spread calls over the range
+    for port in [*range(start, high + 1), *range(low, start)]:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                continue
+            raise
+        sock.setblocking(False)
+        return sock
+    message = f"every port in {low}-{high} is taken on {host}"
+    failures = _RANGE_FAILURES.get()
+    if failures is not None:
+        failures.append(message)
+    raise _NoPortInRange(errno.EADDRINUSE, message)
+
+
+def _family_of(host: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(host.split("%")[0]).version == 6 else socket.AF_INET
+
+
+class _RangeLoop:
+    """The running loop, except that UDP sockets the kernel would place are
+    bound in the range."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ports: tuple[int, int]) -> None:
+        self._loop = loop
+        self._ports = ports
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_datagram_endpoint(self, protocol_factory: Any, local_addr: Any = None,
+                                       remote_addr: Any = None, **kwargs: Any) -> Any:
+        if kwargs.get("sock") is not None or (local_addr is not None and local_addr[1] != 0):
+            return await self._loop.create_datagram_endpoint(
+                protocol_factory, local_addr=local_addr, remote_addr=remote_addr, **kwargs)
+        if local_addr is not None:  # a host candidate: (address, 0)
+            sock = _bind_in_range(self._ports, _family_of(local_addr[0]), local_addr[0])
+        else:  # the socket towards a TURN server
+            infos = await self._loop.getaddrinfo(remote_addr[0], remote_addr[1], type=socket.SOCK_DGRAM)
+            family, _, _, _, address = infos[0]
+            sock = _bind_in_range(self._ports, family, "::" if family == socket.AF_INET6 else "0.0.0.0")
+            try:
+                sock.connect(address)  # UDP: sends nothing
+            except BaseException:
+                sock.close()
+                raise
+        return await self._loop.create_datagram_endpoint(protocol_factory, sock=sock, **kwargs)
+
+
+class _AsyncioShim(types.ModuleType):
+    """Stands in for ``asyncio`` inside ``aioice.ice`` and ``aioice.turn``."""
+
+    def __init__(self) -> None:
+        super().__init__("asyncio")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    def get_running_loop() -> Any:
+        loop = asyncio.get_running_loop()
+        ports = _RANGE.get()
+        return loop if ports is None else _RangeLoop(loop, ports)
+
+
+_original_gather_candidates = aioice.ice.Connection.gather_candidates
+
+
+async def _gather_candidates(self: aioice.ice.Connection) -> None:
+    ports = _RANGE.get()
+    if ports is None:
+        return await _original_gather_candidates(self)
+    failures: list[str] = []
+    token = _RANGE_FAILURES.set(failures)  # the tasks aioice starts inherit it
+    try:
+        await _original_gather_candidates(self)
+    finally:
+        _RANGE_FAILURES.reset(token)
+    if failures:
+        # A partial gathering would give a call that never connects (aioice
+        # skips an address it cannot bind): fail it whole, leaving no socket.
+        for protocol in list(self._protocols):
+            with contextlib.suppress(Exception):
+                await protocol.close()
+        self._protocols.clear()
+        self._local_candidates.clear()
+        raise PortsExhausted(ports, failures)
+
+
+_gather_candidates.__wrapped__ = _original_gather_candidates  # type: ignore[attr-defined]
+
+
+def _install_port_range_hook() -> None:
+    if isinstance(aioice.ice.asyncio, _AsyncioShim):
+        return
+    shim = _AsyncioShim()
+    aioice.ice.asyncio = shim  # type: ignore[attr-defined]
+    aioice.turn.asyncio = shim  # type: ignore[attr-defined]
+    aioice.ice.Connection.gather_candidates = _gather_candidates  # type: ignore[method-assign]
+    logger.debug("aioice port-range hook installed")
+
+
+def uninstall_port_range_hook() -> None:
+    aioice.ice.asyncio = asyncio  # type: ignore[attr-defined]
+    aioice.turn.asyncio = asyncio  # type: ignore[attr-defined]
+    aioice.ice.Connection.gather_candidates = _original_gather_candidates  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def rtc_port_range(ports: tuple[int, int] | None) -> Iterator[None]:
+    """Within the block, every UDP socket aioice opens for ICE (and in the
+    tasks started from it) is bound to a port in ``ports`` (inclusive; None:
+    the kernel's choice). Wrap ``setLocalDescription``: aiortc gathers there.
+    A gathering that finds no free port raises :class:`PortsExhausted`."""
+    if ports is None:
+        yield
+        return
+    low, high = ports
+    if not 0 < low <= high <= 65535:
+        raise ValueError(f"bad port range {low}-{high}")
+    _install_port_range_hook()
+    token = _RANGE.set((low, high))
+    try:
+        yield
+    finally:
+        _RANGE.reset(token)
+
+
+# -- aiortc/aioice: every TURN URL, not only the first ----------------------------------
+#
+# aiortc's connection_kwargs() keeps the first usable TURN URL and aioice's
+# Connection takes one server. A bot given turn:...?transport=udp and
+# turn:...?transport=tcp therefore never tries TCP where UDP is blocked. With
+# the hook, a gatherer given more than one TURN URL keeps them all and its
+# connection allocates on every one in parallel (RFC 8445 section 5.1.1.2
+# lets an agent gather from several servers). Gathering ends when every
+# allocation is done, or TURN_GRACE seconds after the first relay candidate
+# (a blocked transport would otherwise hold every call for aioice's 5 s), or
+# at aioice's own 5 s timeout. TCP and TLS relays get a lower local
+# preference than UDP (RFC 8445 section 5.1.2.1), so UDP wins when it works.
+
+#: Seconds gathering waits for the other TURN allocations once one relay candidate is in.
+TURN_GRACE = 1.0
+_TURN_ATTR = "_callbot_turn_servers"
+_RELAY_LOCAL_PREF = {"udp": 65535, "tcp": 65535 - 1000, "tls": 65535 - 2000}
+_original_gatherer_init = rtcicetransport.RTCIceGatherer.__init__
+_original_get_component_candidates = aioice.ice.Connection.get_component_candidates
+
+
+def turn_servers(ice_servers: list[Any]) -> list[dict[str, Any]]:
+    """Every TURN URL of ``ice_servers`` (RTCIceServer) that aiortc could use, in order."""
+    out: list[dict[str, Any]] = []
+    for server in ice_servers:
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            if not url.startswith("turn"):
+                continue
+            parsed = rtcicetransport.parse_stun_turn_uri(url)
+            # The same filters as aiortc's connection_kwargs.
+            if parsed["scheme"] == "turn" and parsed["transport"] not in ("udp", "tcp"):
+                continue
+            if parsed["scheme"] == "turns" and parsed["transport"] != "tcp":
+                continue
+            if server.credentialType != "password":
+                continue
+            out.append({
+                "url": url,
+                "turn_server": (parsed["host"], parsed["port"]),
+                "turn_ssl": parsed["scheme"] == "turns",
+                "turn_transport": parsed["transport"],
+                "turn_username": server.username,
+                "turn_password": server.credential,
+            })
+    return out
+
+
+def _gatherer_init(self: Any, iceServers: Any = None, *args: Any, **kwargs: Any) -> None:
+    _original_gatherer_init(self, iceServers, *args, **kwargs)
+    servers = turn_servers(iceServers if iceServers is not None else [])
+    if len(servers) > 1:
+        connection = self._connection
+        setattr(connection, _TURN_ATTR, servers)
+        connection.turn_server = None  # every allocation is ours now, the first included
+
+
+async def _relay(connection: Any, component: int, server: dict[str, Any]) -> tuple[Any, Any]:
+    candidate, protocol = await aioice.ice.relayed_candidate(
+        component=component,
+        hide_related_address=connection._transport_policy == aioice.ice.TransportPolicy.RELAY,
+        protocol_factory=lambda: aioice.ice.StunProtocol(connection),
+        turn_server=server["turn_server"],
+        turn_username=server["turn_username"],
+        turn_password=server["turn_password"],
+        turn_ssl=server["turn_ssl"],
+        turn_transport=server["turn_transport"],
+    )
+    kind = "tls" if server["turn_ssl"] else server["turn_transport"]
+    candidate.foundation = aioice.candidate.candidate_foundation("relay", kind, candidate.host)
+    candidate.priority = aioice.candidate.candidate_priority(component, "relay", _RELAY_LOCAL_PREF[kind])
+    return candidate, protocol
+
+
+async def _get_component_candidates(self: Any, component: int, addresses: list[str], timeout: int = 5) -> list[Any]:
+    servers = getattr(self, _TURN_ATTR, None)
+    if not servers:
+        return await _original_get_component_candidates(self, component, addresses, timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    main = asyncio.ensure_future(_original_get_component_candidates(self, component, addresses, timeout))
+    relays = [asyncio.ensure_future(_relay(self, component, server)) for server in servers]
+    pending: set[asyncio.Future[Any]] = set(relays)
+    first_relay: float | None = None
+    try:
+        while pending:
+            limit = deadline if first_relay is None else min(deadline, first_relay + TURN_GRACE)
+            if loop.time() >= limit:
+                break
+            done, pending = await asyncio.wait(pending, timeout=limit - loop.time(),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if first_relay is None and any(not t.cancelled() and t.exception() is None for t in done):
+                first_relay = loop.time()
+        candidates = await main
+    except BaseException:
+        for task in [main, *relays]:
+            task.cancel()
+        raise
+    for task in pending:
+        task.cancel()  # create_turn_endpoint closes its socket when cancelled
+    for task, server in zip(relays, servers):
+        if task.done() and not task.cancelled() and task.exception() is None:
+            candidate, protocol = task.result()
+            candidates.append(candidate)
+            self._protocols.append(protocol)
+        elif task.done() and not task.cancelled():
+            logger.info("TURN allocation on %s failed: %r", server["url"], task.exception())
+        else:
+            logger.info("TURN allocation on %s not done in time", server["url"])
+    return candidates
+
+
+_gatherer_init.__wrapped__ = _original_gatherer_init  # type: ignore[attr-defined]
+_get_component_candidates.__wrapped__ = _original_get_component_candidates  # type: ignore[attr-defined]
+
+
+def install_multi_turn() -> None:
+    """Let a peer connection given several TURN URLs use them all (idempotent,
+    process-wide; connections with at most one TURN URL are unchanged)."""
+    if rtcicetransport.RTCIceGatherer.__init__ is _gatherer_init:
+        return
+    rtcicetransport.RTCIceGatherer.__init__ = _gatherer_init  # type: ignore[method-assign]
+    aioice.ice.Connection.get_component_candidates = _get_component_candidates  # type: ignore[method-assign]
+
+
+def uninstall_multi_turn() -> None:
+    rtcicetransport.RTCIceGatherer.__init__ = _original_gatherer_init  # type: ignore[method-assign]
+    aioice.ice.Connection.get_component_candidates = _original_get_component_candidates  # type: ignore[method-assign]
+
+
+# -- aioice: the selected candidate pair -------------------------------------------------
+#
+# aiortc's getStats() merges the RTP senders' and receivers' stats only: no
+# candidate-pair, local-candidate or remote-candidate entries (and nothing
+# at all for a data-channel-only connection). The pair in use is aioice's
+# Connection._nominated[component] (component 1: rtcp-mux and BUNDLE leave
+# no other).
+
+
+def _ice_transports(pc: Any) -> list[Any]:
+    """The RTCIceTransports of ``pc`` (public attributes only; BUNDLE: one)."""
+    dtls: list[Any] = []
+    with contextlib.suppress(Exception):
+        dtls += [t.sender.transport for t in pc.getTransceivers()]
+    with contextlib.suppress(Exception):
+        if pc.sctp is not None:
+            dtls.append(pc.sctp.transport)
+    seen: set[int] = set()
+    out: list[Any] = []
+    for transport in dtls:
+        ice = getattr(transport, "transport", None)
+        if ice is not None and id(ice) not in seen:
+            seen.add(id(ice))
+            out.append(ice)
+    return out
+
+
+def _nominated_pair(pc: Any) -> tuple[Any, Any] | None:
+    for ice in _ice_transports(pc):
+        connection = getattr(ice, "_connection", None)
+        nominated = getattr(connection, "_nominated", None) or {}
+        pair = nominated.get(1) or next(iter(nominated.values()), None)
+        if pair is not None:
+            return connection, pair
+    return None
+
+
+def _relay_transport(pair: Any) -> str | None:
+    """How a relay candidate reaches its TURN server: udp, tcp or tls."""
+    transport = getattr(getattr(pair, "protocol", None), "transport", None)
+    inner = getattr(transport, "_TurnTransport__inner_protocol", None)
+    if inner is None:
+        return None
+    if isinstance(inner, aioice.turn.TurnClientUdpProtocol):
+        return "udp"
+    stream = getattr(inner, "transport", None)
+    with contextlib.suppress(Exception):
+        if stream is not None and stream.get_extra_info("sslcontext") is not None:
+            return "tls"
+    return "tcp"
+
+
+def selected_pair(pc: Any) -> dict[str, Any] | None:
+    """The candidate pair ``pc`` sends on, or None before ICE has nominated one.
+
+    ``local``/``remote`` are candidate types (host, srflx, prflx, relay);
+    ``protocol`` is how the packets travel from here: ``udp``, or for a
+    local relay candidate the transport to the TURN server (udp, tcp, tls).
+    """
+    found = _nominated_pair(pc)
+    if found is None:
+        return None
+    _, pair = found
+    local, remote = pair.local_candidate, pair.remote_candidate
+    relay = _relay_transport(pair) if local.type == "relay" else None
+    return {
+        "local": local.type,
+        "remote": remote.type,
+        "protocol": relay or str(local.transport).lower(),
+        "local_address": f"{local.host}:{local.port}",
+        "remote_address": f"{remote.host}:{remote.port}",
+    }
+
+
+async def ice_rtt(pc: Any, timeout: float = 1.0) -> float | None:
+    """Seconds for one STUN Binding on the selected pair, or None.
+
+    The same request aioice sends every ~5 s for consent freshness (RFC 7675
+    section 5.1), without retransmission; aioice keeps no RTT itself.
+    """
+    found = _nominated_pair(pc)
+    if found is None:
+        return None
+    connection, pair = found
+    if connection.remote_password is None:
+        return None
+    try:
+        request = connection.build_request(pair, nominate=False)
+        started = time.monotonic()
+        await asyncio.wait_for(
+            pair.protocol.request(request, pair.remote_addr,
+                                  integrity_key=connection.remote_password.encode("utf8"),
+                                  retransmissions=0),
+            timeout)
+    except Exception:  # timed out, failed, or the pair went away
+        return None
+    return time.monotonic() - started
+
+
+def transport_counters(pc: Any) -> dict[str, int]:
+    """Bytes and packets through ``pc``'s DTLS transports (media, data, DTLS;
+    not STUN), also for a data-channel-only connection whose getStats() is empty."""
+    totals = {"bytesSent": 0, "bytesReceived": 0, "packetsSent": 0, "packetsReceived": 0}
+    dtls: list[Any] = []
+    with contextlib.suppress(Exception):
+        dtls += [t.sender.transport for t in pc.getTransceivers()]
+    with contextlib.suppress(Exception):
+        if pc.sctp is not None:
+            dtls.append(pc.sctp.transport)
+    seen: set[int] = set()
+    for transport in dtls:
+        if transport is None or id(transport) in seen:
+            continue
+        seen.add(id(transport))
+        with contextlib.suppress(Exception):
+            for stats in transport._get_stats().values():
+                for key in totals:
+                    totals[key] += int(getattr(stats, key, 0) or 0)
+    return totals

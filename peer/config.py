@@ -6,6 +6,7 @@ runtime a :class:`PeerConfig`; tests build them directly.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,27 @@ class IceConfig:
     #: Local addresses to gather host candidates from. Empty: aioice's default
     #: (every interface but loopback). Loopback-only setups name 127.0.0.1.
     addresses: tuple[str, ...] = ()
+    #: ``--rtc-ports MIN-MAX``: every UDP socket the bot opens for ICE gets a
+    #: port in this range (inclusive). None: the kernel's choice.
+    rtc_ports: tuple[int, int] | None = None
+    #: ``--announce-address``: public addresses of a 1:1 NAT in front of the
+    #: bot, advertised with the same ports as its host candidates.
+    announce_addresses: tuple[str, ...] = ()
+    #: ``--allow-private-candidates``: send checks to callers' private
+    #: (RFC 1918, RFC 6598, RFC 4193) addresses and mDNS names too.
+    allow_private_candidates: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rtc_ports is not None:
+            low, high = self.rtc_ports
+            if not 1 <= low <= high <= 65535:
+                raise ValueError(f"--rtc-ports {low}-{high}: want 1 <= MIN <= MAX <= 65535")
+        for address in (*self.addresses, *self.announce_addresses):
+            ipaddress.ip_address(address)  # ValueError names the bad one
+
+    @property
+    def gathers_on_loopback(self) -> bool:
+        return any(ipaddress.ip_address(a).is_loopback for a in self.addresses)
 
 
 @dataclass(frozen=True)
@@ -33,13 +55,22 @@ class TurnSecret:
     """TURN with coturn's ``use-auth-secret``: short-lived credentials minted
     per client and for the bot itself."""
 
+    #: The URLs clients get (and the bot uses, unless ``bot_urls`` is set).
     urls: tuple[str, ...] = ()
     secret: str | None = None
     ttl: float = 3600.0
+    #: ``--bot-turn-url``: the bot's own TURN URLs, e.g. the relay's internal
+    #: address, or a TCP URL where the bot's UDP is blocked. Empty: ``urls``.
+    bot_urls: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
         return bool(self.urls and self.secret)
+
+    @property
+    def for_bot(self) -> tuple[str, ...]:
+        """The TURN URLs the bot itself allocates on (all of them, in parallel)."""
+        return (self.bot_urls or self.urls) if self.secret else ()
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,12 @@ aiortc's default public STUN server is never used: it is unreachable on
 closed networks and delays every call. With ``--turn-url``/``--turn-secret``
 (coturn's ``use-auth-secret``) short-lived TURN credentials are minted for
 the bot itself and, through :func:`client_ice_servers`, for each client.
-Host-address restriction (``--ice-address``) is a private aioice hook and
-lives in ``peer.compat``.
+``--bot-turn-url`` gives the bot other TURN URLs than the clients (the
+relay's internal address, or TCP where the bot's UDP is blocked); the bot
+allocates on every one of its TURN URLs (``peer.compat.install_multi_turn``;
+aiortc alone would use only the first). Host-address restriction
+(``--ice-address``), the port range (``--rtc-ports``) and the selected pair
+are private aioice hooks and live in ``peer.compat``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer
 
 from peer.config import IceConfig, TurnSecret
+from peer.sdp import CandidatePolicy
 
 
 def turn_credentials(secret: str, *, ttl: float = 3600, user: str | None = None, now: float | None = None) -> tuple[str, str]:
@@ -38,11 +43,16 @@ def rtc_configuration(ice: IceConfig, turn: TurnSecret | None = None) -> RTCConf
         RTCIceServer(urls=url, username=ice.turn_username, credential=ice.turn_credential)
         for url in ice.turn_urls
     ]
-    if turn is not None and turn.enabled:
+    if turn is not None and turn.for_bot:
         assert turn.secret is not None
         user, password = turn_credentials(turn.secret, ttl=turn.ttl, user="bot")
-        servers += [RTCIceServer(urls=url, username=user, credential=password) for url in turn.urls]
+        servers += [RTCIceServer(urls=url, username=user, credential=password) for url in turn.for_bot]
     return RTCConfiguration(iceServers=servers)
+
+
+def candidate_policy(ice: IceConfig) -> CandidatePolicy:
+    """Which remote candidates the bot sends checks to (``peer.sdp.candidate_refusal``)."""
+    return CandidatePolicy(allow_private=ice.allow_private_candidates, allow_loopback=ice.gathers_on_loopback)
 
 
 def client_ice_servers(ice: IceConfig, turn: TurnSecret, username: str | None) -> list[dict[str, Any]]:

@@ -68,6 +68,7 @@ class BotRuntime:
         self._executor = concurrent.futures.ThreadPoolExecutor(BOT_WORKERS, thread_name_prefix="bot")
         compat.restrict_host_addresses(config.ice.addresses)
         compat.install_sctp_speedup()
+        compat.install_multi_turn()
         interrupted = mark_interrupted(config.calls_dir)
         if interrupted:
             logger.warning("marked %d calls interrupted by a crash: %s", len(interrupted), ", ".join(interrupted))
@@ -139,6 +140,13 @@ class BotRuntime:
         except _BotFailed:
             self._refuse(session, "bot-error", "the bot failed to take the call")
             await session.record_failure("bot-error")
+        except compat.PortsExhausted as exc:
+            # Every port of --rtc-ports is held by other calls: this call is
+            # refused, the others go on. Its manifest says why (like bad-offer).
+            logger.warning("call %s: refused, %s", session.id, exc)
+            session.errors.append(str(exc))
+            self._error(caller, exc.code, "the server has no free media port for a new call; try later")
+            await session.end(exc.code, notify=False)
         except OSError as exc:
             logger.error("call %s: cannot create a call directory: %s", session.id, exc)
             self._refuse(session, "storage-unavailable", "the server cannot store calls right now")

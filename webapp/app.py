@@ -31,6 +31,7 @@ from webapp import metrics
 from webapp.access import AddressLimiter, make_security_middleware
 from webapp.auth import TokenVerifier
 from webapp.config import Config
+from webapp.conntest_api import add_connection_test_routes
 from webapp.diskwatch import disk_watch_ctx
 from webapp.gallery import add_gallery_routes, retention_ctx
 from webapp.keys import (
@@ -167,5 +168,6 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     app.router.add_post("/api/photos", upload_photo)
     add_gallery_routes(app)
     metrics.add_metrics_route(app)
+    add_connection_test_routes(app)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -81,6 +81,8 @@ class SecurityConfig:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl: float = 3600.0
+    #: The bot's own TURN URLs (same secret); empty: the bot uses turn_urls.
+    bot_turn_urls: tuple[str, ...] = ()
     #: Signaling messages per second per connection, and the burst allowed.
     rate_limit: float = 20.0
     rate_burst: float = 40.0
@@ -101,6 +103,8 @@ class SecurityConfig:
             # Anyone could fetch credentials from /api/rtc-config: an open relay.
             raise ValueError("--turn-secret without --auth-secret or --auth-jwks hands TURN credentials to "
                              "anyone (an open relay); add token auth, or --allow-open-turn to mean it")
+        if self.bot_turn_urls and not self.turn_secret:
+            raise ValueError("--bot-turn-url needs --turn-secret")
         if self.rate_limit <= 0 or self.rate_burst < 1 or self.max_connections_per_address < 1:
             raise ValueError("rate limit, burst and connections per address must be positive")
         if self.idle_timeout <= 0 or self.max_connections < 1 or self.media_url_ttl <= 0:
@@ -176,7 +180,7 @@ class Config:
     @property
     def turn(self) -> TurnSecret:
         sec = self.security
-        return TurnSecret(urls=sec.turn_urls, secret=sec.turn_secret, ttl=sec.turn_ttl)
+        return TurnSecret(urls=sec.turn_urls, secret=sec.turn_secret, ttl=sec.turn_ttl, bot_urls=sec.bot_turn_urls)
 
     def photo_limits(self) -> PhotoLimits:
         """Limits of one call's photos (data channel and HTTP alike)."""

@@ -22,23 +22,52 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
+def _env_default(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the default taken from ``CALLBOT_FLAG`` when it is set."""
+    flag = next((a for a in args if a.startswith("--")), None)
+    if flag is not None and flag not in ("--help",):
+        env = env_name(flag)
+        kwargs["help"] = f"{kwargs.get('help', '')} [env {env}]".strip()
+        value = os.environ.get(env)
+        if value is not None:
+            if kwargs.get("action") == "append":
+                kwargs["default"] = [v for v in value.split(",") if v]
+            elif kwargs.get("action") in ("store_true", "store_false"):
+                kwargs["default"] = value.lower() in ("1", "true", "yes", "on")
+            else:
+                # A string default goes through the flag's type, as typed.
+                kwargs["default"] = value
+    return kwargs
+
+
 class _EnvDefaults(argparse.ArgumentParser):
-    """An ArgumentParser whose every ``--flag`` also reads ``CALLBOT_FLAG``."""
+    """An ArgumentParser whose every ``--flag`` also reads ``CALLBOT_FLAG``,
+    in argument groups too (their add_argument is not the parser's)."""
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
-        flag = next((a for a in args if a.startswith("--")), None)
-        if flag is not None and flag not in ("--help",):
-            env = env_name(flag)
-            kwargs["help"] = f"{kwargs.get('help', '')} [env {env}]".strip()
-            value = os.environ.get(env)
-            if value is not None:
-                if kwargs.get("action") == "append":
-                    kwargs["default"] = [v for v in value.split(",") if v]
-                elif kwargs.get("action") in ("store_true", "store_false"):
-                    kwargs["default"] = value.lower() in ("1", "true", "yes", "on")
-                else:
-                    kwargs["default"] = value
-        return super().add_argument(*args, **kwargs)
+        return super().add_argument(*args, **_env_default(args, kwargs))
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+
+        def add_argument(*a: Any, **kw: Any) -> argparse.Action:
+            return plain(*a, **_env_default(a, kw))
+
+        group.add_argument = add_argument  # type: ignore[method-assign]
+        return group
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``MIN-MAX`` -> (MIN, MAX), 1 <= MIN <= MAX <= 65535."""
+    low, sep, high = text.strip().partition("-")
+    try:
+        ports = (int(low), int(high))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want MIN-MAX, e.g. 40000-40199") from None
+    if not sep or not 1 <= ports[0] <= ports[1] <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: want MIN-MAX with 1 <= MIN <= MAX <= 65535")
+    return ports
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
                    help="local address to gather host candidates from (repeatable); "
                         "aioice skips 127.0.0.1 unless named here")
+    i.add_argument("--rtc-ports", default=None, metavar="MIN-MAX", type=parse_port_range,
+                   help="UDP ports for every ICE socket of the bot (inclusive); a call that finds none "
+                        "free is refused with ports-exhausted (default: any port)")
+    i.add_argument("--announce-address", action="append", default=[], metavar="ADDR",
+                   help="public address of a 1:1 NAT in front of the bot, advertised with the same ports "
+                        "as its host candidates (repeatable)")
+    i.add_argument("--allow-private-candidates", action="store_true", default=False,
+                   help="also send ICE checks to callers' private (RFC 1918/6598/4193) addresses and "
+                        "mDNS names; for a bot on the callers' LAN")
 
     b = p.add_argument_group("bot")
     b.add_argument("--talkback", choices=TALKBACK_MODES, default=d.bot.talkback, help="what the bot sends back")
@@ -150,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", default=None, help="TLS private key (PEM)")
     s.add_argument("--turn-url", action="append", default=[], metavar="URL",
                    help="TURN server using coturn's use-auth-secret (repeatable)")
+    s.add_argument("--bot-turn-url", action="append", default=[], metavar="URL",
+                   help="the bot's own TURN URLs, same secret (repeatable; the bot allocates on every one; "
+                        "default: the --turn-url ones)")
     s.add_argument("--turn-secret", default=None, help="the TURN server's static-auth-secret")
     s.add_argument("--turn-ttl", type=float, default=sd.turn_ttl, help="seconds TURN credentials stay valid")
     s.add_argument("--rate-limit", type=float, default=sd.rate_limit, help="signaling messages per second per connection")
@@ -194,6 +235,9 @@ def _config(a: argparse.Namespace) -> Config:
             turn_username=a.turn_username,
             turn_credential=a.turn_credential,
             addresses=tuple(a.ice_address),
+            rtc_ports=a.rtc_ports,
+            announce_addresses=tuple(a.announce_address),
+            allow_private_candidates=bool(a.allow_private_candidates),
         ),
         bot=BotConfig(
             talkback=a.talkback,
@@ -240,6 +284,7 @@ def _config(a: argparse.Namespace) -> Config:
             key=a.key or None,
             turn_urls=tuple(a.turn_url),
             turn_secret=a.turn_secret or None,
+            bot_turn_urls=tuple(a.bot_turn_url),
             turn_ttl=float(a.turn_ttl),
             rate_limit=float(a.rate_limit),
             rate_burst=float(a.rate_burst),

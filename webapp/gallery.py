@@ -41,6 +41,7 @@ from aiohttp import web
 
 from media.storage import MANIFEST_NAME, is_valid_call_id
 from peer.ice import client_ice_servers
+from peer.quality import summary as quality_summary
 from webapp.access import authorize, authorize_data, media_signature, verify_media_signature
 from webapp.auth import TokenClaims
 from webapp.keys import BOT, CONFIG, MEDIA_KEY, SHARED_PHOTOS
@@ -145,6 +146,8 @@ def summarize(call_dir: Path, sign: UrlSigner | None = None) -> dict[str, Any] |
         "recording": recording,
         "photos": photos,
         "frames": frames,
+        # The path the call took and how it went (peer.quality), or None.
+        "quality": quality_summary(meta.get("quality")),
     }
 
 

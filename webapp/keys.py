@@ -6,6 +6,7 @@ import weakref
 
 from aiohttp import web
 
+from peer.conntest import ConnectionTests
 from peer.runtime import BotRuntime
 from signaling.hub import SignalingHub
 from signaling.registry import Registry
@@ -27,3 +28,4 @@ VERIFIER = web.AppKey("token_verifier", TokenVerifier)
 MEDIA_KEY = web.AppKey("media_key", bytes)
 #: Per-login upload tokens for POST /api/photos without token auth.
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
+CONNECTION_TESTS = web.AppKey("connection_tests", ConnectionTests)

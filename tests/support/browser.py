@@ -26,6 +26,29 @@ BASE_ARGS = [
 GRANT_MEDIA = "--use-fake-ui-for-media-stream"
 
 
+async def launch_chromium(pw, *, netns: str | None = None, directory: Path | None = None,
+                          insecure_origin: str | None = None, extra_args: tuple[str, ...] = ()):
+    """Chromium with fake media, optionally inside network namespace ``netns``.
+
+    Playwright talks to Chromium over inherited pipes, so a wrapper that
+    enters the namespace with ``ip netns exec`` and then runs Chromium keeps
+    the same driver. ``insecure_origin``: an http origin that is not
+    localhost where getUserMedia must still work.
+    """
+    executable = CHROMIUM
+    if netns is not None:
+        assert directory is not None, "a directory for the wrapper script"
+        directory.mkdir(parents=True, exist_ok=True)
+        wrapper = directory / f"chromium-in-{netns}"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+        executable = str(wrapper)
+    args = [*BASE_ARGS, GRANT_MEDIA, *extra_args]
+    if insecure_origin:
+        args.append(f"--unsafely-treat-insecure-origin-as-secure={insecure_origin}")
+    return await pw.chromium.launch(executable_path=executable, headless=True, args=args)
+
+
 
 async def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
