@@ -20,6 +20,9 @@ package writes through), and each error is defined where it belongs::
     ├── AuthError                       webapp.auth: a missing, forged or expired token (401)
     ├── UnsupportedAiortcError          peer.compat: the installed aiortc/aioice do not fit our hooks
     ├── BadOffer                        peer.call: an offer the bot cannot answer (bad-offer); also ValueError
+    ├── SessionRefused                  peer.whip: no WHIP/WHEP session now (.code, .retry_after: HTTP 503)
+    ├── SdpFragError                    peer.sdpfrag: a trickle-ice-sdpfrag body that does not parse (400);
+    │                                   also ValueError
     └── BotError                        peer.api: raised by a bot to say no
         ├── RefuseCall                  refuse an incoming call (the caller gets .code)
         └── RefusePhoto                 refuse a photo (the sender gets photo-error .code)

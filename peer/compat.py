@@ -33,26 +33,96 @@ The hooks:
   while there are none; when there is one, aiortc's own ``pop_messages``
   runs unchanged, so the output is identical by construction (and tested
   against the original on random chunk sequences).
+- **DTLS with WHIP publishers** (:func:`install_dtls_interop`, section "DTLS
+  interop" at the end; one early step at the top): aiortc builds every DTLS
+  context in the private ``RTCCertificate._create_ssl_context`` with
+  ECDHE-ECDSA suites and OpenSSL's default groups, which FFmpeg's WHIP muxer
+  (a P-224 certificate) and GStreamer's webrtcbin (an RSA certificate)
+  cannot complete a handshake with. Chosen by the installed cryptography's
+  major version, the second check of this module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import importlib.metadata
 import inspect
 import ipaddress
 import logging
 import os
 import queue
+import sys
+import tempfile
 from typing import Any, Callable, Iterator
 
-import aioice
-import aioice.ice
-import aiortc
-from aiortc import rtcrtpreceiver, rtcsctptransport
-from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtcrtpsender import RTCRtpSender
+# -- DTLS interop, part 1 of 2: before aiortc loads OpenSSL ------------------------
+#
+# With cryptography < 47 (OpenSSL 3.5) FFmpeg's P-224 certificate is accepted
+# once P-224 is among the groups our DTLS client offers. Neither cryptography
+# 46 nor pyOpenSSL 26.2 can set groups on a context, so the one way is an
+# OpenSSL configuration read while cryptography's private OpenSSL
+# initialises, which happens once per process at the first import of its
+# Rust extension (``import aiortc`` below does it). Hence this step runs
+# here, above that import; the rest of the DTLS hooks are at the end.
 
-from media.errors import CallbotError
+#: cryptography 47 bundles OpenSSL 4.0, whose TLS group table has no P-224.
+FIRST_CRYPTOGRAPHY_WITHOUT_P224 = 47
+#: OpenSSL 3.5's default groups for (D)TLS 1.2, P-224 last so it is never preferred.
+_P224_GROUPS = "X25519:P-256:X448:P-384:P-521:P-224"
+_CRYPTOGRAPHY_RUST = "cryptography.hazmat.bindings._rust"
+
+
+def cryptography_major() -> int:
+    return int(importlib.metadata.version("cryptography").split(".")[0])
+
+
+def _offer_p224_group() -> str:
+    """Make cryptography's OpenSSL offer P-224 (cryptography < 47 only).
+
+    Returns ``"set"``, or why not. Checked afterwards on a real ClientHello
+    (:func:`offered_groups`) before anything relies on it.
+    """
+    if cryptography_major() >= FIRST_CRYPTOGRAPHY_WITHOUT_P224:
+        return f"cryptography {cryptography_major()} bundles OpenSSL 4 (no P-224 in TLS)"
+    if _CRYPTOGRAPHY_RUST in sys.modules:
+        return "cryptography's OpenSSL was loaded before peer.compat (import peer first)"
+    if "OPENSSL_CONF" in os.environ:
+        return f"OPENSSL_CONF is set; add 'Groups = {_P224_GROUPS}' to its system_default section"
+    import ssl
+
+    # The stdlib's OpenSSL (the system's) reads its own configuration first,
+    # so it never sees ours.
+    ssl.create_default_context()
+    fd, path = tempfile.mkstemp(prefix="callbot-dtls-", suffix=".cnf")
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n"
+            "[ssl_sect]\nsystem_default = system_default_sect\n"
+            f"[system_default_sect]\nGroups = {_P224_GROUPS}\n"
+        )
+    os.environ["OPENSSL_CONF"] = path
+    try:
+        from OpenSSL import SSL
+
+        SSL.Context(SSL.DTLS_METHOD)  # initialises OpenSSL: the file is read now, once
+    finally:
+        del os.environ["OPENSSL_CONF"]
+        os.unlink(path)
+    return "set"
+
+
+_P224_STEP = _offer_p224_group()
+
+import aioice  # noqa: E402  (after the step above, on purpose)
+import aioice.ice  # noqa: E402
+import aiortc  # noqa: E402
+from aiortc import rtcdtlstransport, rtcrtpreceiver, rtcsctptransport  # noqa: E402
+from aiortc.jitterbuffer import JitterFrame  # noqa: E402
+from aiortc.rtcrtpreceiver import RTCRtpReceiver  # noqa: E402
+from aiortc.rtcrtpsender import RTCRtpSender  # noqa: E402
+
+from media.errors import CallbotError  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +183,12 @@ def check_versions() -> None:
             problems.append(f"aiortc InboundStream.{name} is gone")
     if not hasattr(rtcsctptransport, "SCTP_DATA_LAST_FRAG"):
         problems.append("aiortc.rtcsctptransport.SCTP_DATA_LAST_FRAG is gone")
+    # DTLS: the context factory the interop hooks wrap, and where start() calls it.
+    cert_cls = getattr(rtcdtlstransport, "RTCCertificate", None)
+    if not callable(getattr(cert_cls, "_create_ssl_context", None)):
+        problems.append("aiortc RTCCertificate._create_ssl_context is gone")
+    if "_create_ssl_context" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "start", None)):
+        problems.append("aiortc RTCDtlsTransport.start no longer calls _create_ssl_context")
     if problems:
         raise UnsupportedAiortcError(
             f"aiortc {found['aiortc']} / aioice {found['aioice']} do not fit peer.compat: " + "; ".join(problems)
@@ -270,3 +346,168 @@ def uninstall_sctp_speedup() -> None:
     cls.add_chunk = _original_add_chunk  # type: ignore[method-assign]
     cls.pop_messages = _original_pop_messages  # type: ignore[method-assign]
     cls.prune_chunks = _original_prune_chunks  # type: ignore[method-assign]
+
+
+# -- DTLS interop, part 2 of 2: WHIP publishers (FFmpeg, GStreamer) ---------------
+#
+# aiortc 1.16 builds every DTLS context in RTCCertificate._create_ssl_context:
+# ECDHE-ECDSA suites only, OpenSSL's default groups. Two real publishers fail
+# against that, and a user cannot be expected to know why, so we fix it here:
+#
+# - GStreamer's webrtcbin (1.22) offers a=setup:actpass, aiortc answers
+#   active (RFC 5763 section 5: the answerer should be active), so
+#   GStreamer is the DTLS server, with a self-signed RSA certificate: no
+#   shared suite, fatal handshake_failure. Two ECDHE-RSA AEAD suites are
+#   appended to every context; a server picks them only when its
+#   certificate is RSA (browsers' and aiortc's are ECDSA).
+# - FFmpeg's WHIP muxer (GnuTLS build, as in the PyAV wheel) offers
+#   a=setup:passive and signs with a P-224 certificate. In (D)TLS 1.2 OpenSSL
+#   requires a peer's ECDSA curve to be one it offered itself, and aiortc
+#   offers X25519/P-256/X448/P-384/P-521: fatal illegal_parameter. By the
+#   installed cryptography (the version check):
+#   * < 47 (OpenSSL 3.5): P-224 is added to the offered groups (part 1
+#     above) and DTLS stays 1.2 for everyone;
+#   * >= 47 (OpenSSL 4.0 has no P-224 in TLS at all): contexts created for
+#     an FFmpeg offer (``o=FFmpeg``) are capped at DTLS 1.0, whose legacy
+#     signature path has no curve check. Only those sessions; everyone else
+#     keeps DTLS 1.2. The README explains the trade-off.
+#   FFmpeg with whip_flags=dtls_active makes aiortc the DTLS server, where
+#   OpenSSL also needs the *peer* to offer P-224 (GnuTLS does not), so that
+#   case takes the DTLS 1.0 path on every version.
+
+_RTCCertificate = rtcdtlstransport.RTCCertificate
+_original_create_ssl_context = _RTCCertificate._create_ssl_context
+#: aiortc 1.16's own list, kept first.
+AIORTC_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+)
+RSA_CIPHERS = b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
+#: DTLS 1.0 has no AEAD suites; SECLEVEL=0 because OpenSSL's default level
+#: refuses DTLS 1.0 (protocol_version alert).
+LEGACY_CIPHERS = b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:@SECLEVEL=0"
+_DTLS1_VERSION = 0xFEFF
+_P224 = 0x0015  # TLS NamedGroup secp224r1 (RFC 8422 section 5.1.1)
+
+_legacy_dtls: contextvars.ContextVar[bool] = contextvars.ContextVar("callbot_legacy_dtls", default=False)
+_dtls_mode: str | None = None
+
+
+def _create_ssl_context(self: Any, srtp_profiles: Any) -> Any:
+    ctx = _original_create_ssl_context(self, srtp_profiles)
+    if _legacy_dtls.get():
+        ctx.set_max_proto_version(_DTLS1_VERSION)
+        ctx.set_cipher_list(LEGACY_CIPHERS)
+    else:
+        ctx.set_cipher_list(AIORTC_CIPHERS + b":" + RSA_CIPHERS)
+    return ctx
+
+
+def install_dtls_interop() -> str:
+    """Let FFmpeg and GStreamer WHIP publishers complete DTLS (idempotent,
+    process-wide). Returns how FFmpeg's P-224 certificate is handled:
+    ``"groups"`` (DTLS 1.2, P-224 offered) or ``"dtls10"`` (DTLS 1.0 for
+    FFmpeg offers only, inside :func:`legacy_dtls_for`)."""
+    global _dtls_mode
+    if _dtls_mode is not None:
+        return _dtls_mode
+    if _P224_STEP == "set" and _P224 in offered_groups():
+        _dtls_mode = "groups"
+    else:
+        _dtls_mode = "dtls10"
+        if _P224_STEP == "set":
+            logger.warning("P-224 was configured but is not offered; FFmpeg publishers get DTLS 1.0")
+        elif cryptography_major() < FIRST_CRYPTOGRAPHY_WITHOUT_P224:
+            logger.warning("cannot offer P-224 (%s); FFmpeg publishers get DTLS 1.0", _P224_STEP)
+    _RTCCertificate._create_ssl_context = _create_ssl_context  # type: ignore[method-assign]
+    logger.info("DTLS interop: ECDHE-RSA suites added; FFmpeg's P-224 certificate via %s", _dtls_mode)
+    return _dtls_mode
+
+
+def uninstall_dtls_interop() -> None:
+    global _dtls_mode
+    _RTCCertificate._create_ssl_context = _original_create_ssl_context  # type: ignore[method-assign]
+    _dtls_mode = None
+
+
+def is_ffmpeg_offer(offer_sdp: str) -> bool:
+    """FFmpeg's WHIP muxer names itself in the origin line (``o=FFmpeg ...``)."""
+    return any(line.startswith("o=FFmpeg ") for line in offer_sdp.splitlines()[:4])
+
+
+def needs_legacy_dtls(offer_sdp: str) -> bool:
+    """Whether this offer's DTLS must be capped at 1.0 (see the section comment)."""
+    if _dtls_mode is None or not is_ffmpeg_offer(offer_sdp):
+        return False
+    return _dtls_mode == "dtls10" or any(line.strip() == "a=setup:active" for line in offer_sdp.splitlines())
+
+
+@contextlib.contextmanager
+def legacy_dtls_for(offer_sdp: str) -> Iterator[bool]:
+    """Wrap the offer/answer of one session: the DTLS contexts aiortc creates
+    for it use the DTLS 1.0 fallback when :func:`needs_legacy_dtls` says so.
+
+    aiortc starts DTLS in a task that setRemoteDescription/setLocalDescription
+    create, and a task copies the context variables of its creator, so the
+    setting follows that session only. Yields whether the fallback applies.
+    """
+    use = needs_legacy_dtls(offer_sdp)
+    token = _legacy_dtls.set(use)
+    try:
+        yield use
+    finally:
+        _legacy_dtls.reset(token)
+
+
+def dtls_parameters(pc: Any) -> dict[str, Any]:
+    """What DTLS the connection negotiated: version, suite and the peer's key
+    (for the manifest: a DTLS 1.0 session is written down as one)."""
+    for transceiver in pc.getTransceivers():
+        transport = getattr(transceiver.receiver, "transport", None)
+        conn = getattr(transport, "_ssl", None)
+        if conn is None:
+            continue
+        out: dict[str, Any] = {
+            "version": conn.get_protocol_version_name(),
+            "cipher": conn.get_cipher_name(),
+            "role": getattr(transport, "_role", None),
+        }
+        try:
+            key = conn.get_peer_certificate(as_cryptography=True).public_key()
+            curve = getattr(key, "curve", None)
+            out["peer_key"] = curve.name if curve is not None else f"{type(key).__name__.lstrip('_')} {key.key_size}"
+        except Exception:  # no certificate yet: nothing to say
+            pass
+        return out
+    return {}
+
+
+def offered_groups() -> list[int]:
+    """The supported_groups of the ClientHello an aiortc DTLS client sends now
+    (parsed from the real record; RFC 6347 section 4.2.2, RFC 8422 section 5.1.1)."""
+    from OpenSSL import SSL
+
+    ctx = _RTCCertificate.generateCertificate()._create_ssl_context(rtcdtlstransport.SRTP_PROFILES)
+    conn = SSL.Connection(ctx, None)
+    conn.set_connect_state()
+    with contextlib.suppress(SSL.WantReadError):
+        conn.do_handshake()
+    return _client_hello_groups(conn.bio_read(65536))
+
+
+def _client_hello_groups(record: bytes) -> list[int]:
+    # DTLS record header (13) + handshake header (12) + version (2) + random (32).
+    p = 13 + 12 + 2 + 32
+    p += 1 + record[p]  # session_id
+    p += 1 + record[p]  # cookie
+    p += 2 + int.from_bytes(record[p:p + 2], "big")  # cipher_suites
+    p += 1 + record[p]  # compression_methods
+    end = p + 2 + int.from_bytes(record[p:p + 2], "big")
+    p += 2
+    while p + 4 <= end:
+        kind = int.from_bytes(record[p:p + 2], "big")
+        length = int.from_bytes(record[p + 2:p + 4], "big")
+        if kind == 10:  # supported_groups
+            body = record[p + 6:p + 4 + length]
+            return [int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2)]
+        p += 4 + length
+    return []

@@ -30,8 +30,9 @@ def parse_candidate(init: IceCandidate) -> RTCIceCandidate | None:
         text = text[len("candidate:"):]
     try:
         candidate = candidate_from_sdp(text)
-    except (ValueError, IndexError, KeyError) as exc:
-        raise CandidateError(f"unparseable candidate: {exc}") from None
+    except (ValueError, IndexError, KeyError, AssertionError) as exc:
+        # aiortc's parser asserts on a short candidate ("candidate:nonsense").
+        raise CandidateError(f"unparseable candidate: {exc or type(exc).__name__}") from None
     if candidate.protocol.lower() not in ("udp", "tcp"):
         raise CandidateError(f"unsupported candidate protocol {candidate.protocol!r}")
     candidate.sdpMid = init.sdp_mid

@@ -21,14 +21,17 @@ from peer.api import Bot
 from peer.bots import load_bot
 from peer.ice import client_ice_servers
 from peer.runtime import BotRuntime
+from peer.whep import LiveViewers
 from signaling.hub import CLOSE_GOING_AWAY, SignalingHub
 from signaling.registry import InMemoryRegistry, Registry
 from webapp.access import AddressLimiter
 from webapp.config import Config
 from webapp.gallery import add_gallery_routes
-from webapp.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, WEBSOCKETS
+from webapp.keys import ADDRESS_LIMITER, BOT, CONFIG, HUB, REGISTRY, SHARED_PHOTOS, VIEWERS, WEBSOCKETS
 from webapp.photos_api import upload_photo
 from webapp.shared_photos import SharedPhotos
+from webapp.whep import add_whep_routes
+from webapp.whip import add_whip_routes
 from webapp.ws import websocket_handler
 
 logger = logging.getLogger(__name__)
@@ -93,9 +96,19 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
         yield
         await runtime.close()
 
+    async def viewers_ctx(app: web.Application) -> AsyncIterator[None]:
+        # WHEP viewers watch the runtime's calls: they start after it and
+        # end before it.
+        viewers = LiveViewers(app[BOT])
+        app[VIEWERS] = viewers
+        yield
+        await viewers.close()
+
     async def close_websockets(app: web.Application) -> None:
         # Runs before cleanup: calls end first (bot_ctx), then sockets close
         # with 1001 so aiohttp does not wait on open handlers.
+        if VIEWERS in app:
+            await app[VIEWERS].close()
         if BOT in app:
             await app[BOT].close()
         for ws in list(app[WEBSOCKETS]):
@@ -103,6 +116,7 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
 
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(bot_ctx)
+    app.cleanup_ctx.append(viewers_ctx)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -110,5 +124,7 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     app[SHARED_PHOTOS] = SharedPhotos()
     app.router.add_post("/api/photos", upload_photo)
     add_gallery_routes(app)
+    add_whip_routes(app)
+    add_whep_routes(app)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

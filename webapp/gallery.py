@@ -8,6 +8,9 @@
                                             recording seeks in a <video>
     GET /api/rtc-config                     {"iceServers": [...]} for the page
 
+A call in progress on this server says ``"live": true`` and where to watch it
+(``"whep": "/whep/<call_id>"``, see ``webapp.whep``); others ``false``/``null``.
+
 A summary is built from ``meta.json`` plus the files actually present, so it
 does not depend on how the recorder names its files: video files are the
 recording, images that are not photos are sampled frames. Paths are only
@@ -31,6 +34,7 @@ from peer.ice import client_ice_servers
 from webapp.access import authorize
 from webapp.auth import TokenClaims
 from webapp.keys import CONFIG
+from webapp.whep import live_fields
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +177,7 @@ async def _call_dir(request: web.Request) -> Path:
 async def calls_index(request: web.Request) -> web.Response:
     claims = authorize(request, request.app[CONFIG])
     calls = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir)
-    calls = [c for c in calls if _may_read(claims, c.get("caller"))]
+    calls = [{**c, **live_fields(request.app, c["call_id"])} for c in calls if _may_read(claims, c.get("caller"))]
     return web.json_response({"calls": calls}, headers={"Cache-Control": "no-store"})
 
 
@@ -181,6 +185,7 @@ async def call_detail(request: web.Request) -> web.Response:
     summary = await asyncio.to_thread(summarize, await _call_dir(request))
     if summary is None:
         raise web.HTTPNotFound(text="no such call")
+    summary.update(live_fields(request.app, summary["call_id"]))
     return web.json_response(summary, headers={"Cache-Control": "no-store"})
 
 

@@ -7,6 +7,7 @@ import weakref
 from aiohttp import web
 
 from peer.runtime import BotRuntime
+from peer.whep import LiveViewers
 from signaling.hub import SignalingHub
 from signaling.registry import Registry
 from webapp.access import AddressLimiter
@@ -20,3 +21,4 @@ BOT = web.AppKey("bot", BotRuntime)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
 ADDRESS_LIMITER = web.AppKey("address_limiter", AddressLimiter)
 SHARED_PHOTOS = web.AppKey("shared_photos", SharedPhotos)
+VIEWERS = web.AppKey("viewers", LiveViewers)
