@@ -227,6 +227,7 @@ class WhipClient:
                     out("PATCH", f"{self.ms()}ms status={status} candidates={body.count('a=candidate:')}"
                                  f" end={'a=end-of-candidates' in body}")
                 elif method == "DELETE":
+                    out("ELAPSED_MS", self.ms())  # media ran from about t0 to here
                     status, _, _ = self.request("DELETE", self.resource, None, None)
                     out("DELETE", f"status={status}")
                     arg.set()
