@@ -225,3 +225,36 @@ def gst_command(url: str, *, seconds: float, token: str | None = None, size: str
     if token:
         cmd += ["--token", token]
     return cmd
+
+
+class EncodedLog:
+    """A tap sink that keeps whether each encoded frame was a keyframe and
+    lets a test await the first one."""
+
+    def __init__(self) -> None:
+        self.keyframes: list[bool] = []
+        self.first = asyncio.Event()
+
+    def on_frame(self, frame) -> None:
+        self.keyframes.append(frame.keyframe)
+        self.first.set()
+
+    def on_end(self, tap) -> None:
+        pass
+
+
+def log_encoded_video(peer: AiortcPeer) -> EncodedLog:
+    """Log the encoded video ``peer`` receives, never decoding it: aiortc's
+    decoder gets nothing, so it cannot ask for a keyframe itself (it sends a
+    PLI when it fails to decode)."""
+    from peer.tap import EncodedFrameTap
+
+    log = EncodedLog()
+
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
+            EncodedFrameTap.attach(receiver, track, decode=False).subscribe(log)
+
+    peer.pc.on("track", on_track)
+    return log
