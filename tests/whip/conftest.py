@@ -33,8 +33,10 @@ async def chromium():
             page = await context.new_page()
             page.set_default_timeout(SLOW)
             page.console_messages = []  # type: ignore[attr-defined]
-            page.on("console", lambda m: page.console_messages.append(f"{m.type}: {m.text}"))
+            page.on("console", lambda m: page.console_messages.append(f"{m.type}: {m.text} {m.location.get('url', '').split('?')[0]}"))
             page.on("pageerror", lambda e: page.console_messages.append(f"pageerror: {e}"))
+            page.on("response", lambda r: r.status >= 400 and page.console_messages.append(
+                f"http: {r.request.method} {r.url.split('?')[0]} {r.status}"))
             await page.goto(url)
             return page
 
