@@ -43,6 +43,21 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a viewer refused for being one too many is told to wait.
 RETRY_AFTER = 10
+#: Seconds a viewer of a call that has no media yet waits for its first frame.
+MEDIA_WAIT = 5.0
+
+
+class _FirstFrame:
+    """A tap sink that announces the first frame (or the end) of any tap."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def on_frame(self, frame: Any) -> None:
+        self.event.set()
+
+    def on_end(self, tap: Any) -> None:
+        self.event.set()
 
 
 def offered_codecs(offer_sdp: str) -> dict[str, set[str]]:
@@ -91,7 +106,7 @@ class WhepViewer:
         if not kinds & {"audio", "video"}:
             raise BadOffer("the offer has no audio or video section")
         accepted = offered_codecs(offer_sdp)
-        live = {k: t for k, t in self.session.media.taps.items() if not t.ended and t.codec is not None}
+        live = await self._live_taps()
         if not live:
             raise SessionRefused("no-media-yet", "no audio or video has arrived in this call yet", 1)
         for kind in ("video", "audio"):
@@ -121,6 +136,28 @@ class WhepViewer:
         self._spawn(self._follow_call(), "follow-call")
         self._spawn(self._connect_timeout(), "connect-timeout")
         return self.pc.localDescription.sdp
+
+    async def _live_taps(self) -> dict[str, Any]:
+        """The call's taps that have had a frame (so their codec is known),
+        waiting up to :data:`MEDIA_WAIT` for the first one: a viewer may come
+        as soon as the call is answered, before its media."""
+
+        def ready() -> dict[str, Any]:
+            return {k: t for k, t in self.session.media.taps.items() if not t.ended and t.codec is not None}
+
+        if not ready() and self.session.media.taps:
+            first = _FirstFrame()
+            taps = list(self.session.media.taps.values())
+            for tap in taps:
+                tap.subscribe(first)
+            try:
+                await asyncio.wait_for(first.event.wait(), MEDIA_WAIT)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                for tap in taps:
+                    tap.unsubscribe(first)
+        return ready()
 
     async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
         """A trickled candidate (None: end of candidates)."""

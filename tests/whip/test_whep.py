@@ -160,3 +160,27 @@ async def test_whep_can_be_switched_off(tmp_path, http):
         await watcher.close()
         assert await publishing.delete() == 200
         await publishing.close()
+
+
+async def test_a_viewer_may_come_before_the_media(tmp_path, http):
+    from tests.support.media import PatternVideoTrack as PacedPattern
+
+    start = asyncio.Event()
+    async with running_server(test_config(tmp_path)) as server:
+        publishing = await publisher(http, [PacedPattern(start, 300, (320, 240))])
+        await publishing.offer(f"{server.url}/whip")
+        (resource,) = server.app[BOT].whip.values()
+        assert resource.session.media.taps["video"].codec is None  # nothing sent yet
+        watcher = viewer(http, kinds=("video",))
+        watching = asyncio.ensure_future(watcher.offer(f"{server.url}/whep/{resource.call_id}"))
+        # The viewer's POST waits for the call's first frame...
+        await eventually(lambda: len(server.app[VIEWERS].viewers) == 1)
+        assert not watching.done()
+        start.set()
+        # ...and then gets its answer, and pictures.
+        await asyncio.wait_for(watching, 15)
+        assert len(await decoded_frames(watcher.received["video"], 5)) == 5
+        assert await watcher.delete() == 200
+        assert await publishing.delete() == 200
+        for peer in (watcher, publishing):
+            await peer.close()
