@@ -112,8 +112,10 @@ async def _server(conn, data_dir: Path) -> None:
             runtime = app[BOT]
             conn.send(sum(1 for s in runtime.sessions() if s.connected.is_set() and not s.ending))
         elif command == "cpu":
+            # Process CPU (all threads), and the video received so far.
             t = os.times()
-            conn.send((t.user + t.system, time.monotonic()))
+            taps = [s.media.taps["video"] for s in app[BOT].sessions() if "video" in s.media.taps]
+            conn.send((t.user + t.system, time.monotonic(), sum(x.frames for x in taps), sum(x.bytes for x in taps)))
         elif command == "timings":
             conn.send(list(timings))
             timings.clear()
@@ -371,20 +373,26 @@ def wait_publishers(procs: list[Any], timeout: float) -> None:
                 raise RuntimeError(f"aiortc publisher failed ({proc.exitcode})")
 
 
-def cpu_row(row: str, streams: int, seconds: float, cache_dir: Path) -> float:
+def cpu_row(row: str, streams: int, seconds: float, cache_dir: Path) -> dict[str, float]:
+    """% of one core per stream, and the video each stream delivered meanwhile."""
     with tempfile.TemporaryDirectory(prefix="whip-bench-") as data:
         server = Server(Path(data))
         try:
             procs = start_publishers(row, server.url, streams, seconds, cache_dir)
             server.wait_live(streams)
             time.sleep(WARMUP)  # a benchmark measures a steady state: media time, not an event
-            cpu0, t0 = server.ask("cpu")
+            cpu0, t0, frames0, bytes0 = server.ask("cpu")
             time.sleep(max(2.0, seconds - WARMUP - 3.0))
-            cpu1, t1 = server.ask("cpu")
+            cpu1, t1, frames1, bytes1 = server.ask("cpu")
             wait_publishers(procs, seconds + 60)
         finally:
             server.stop()
-    return 100 * (cpu1 - cpu0) / (t1 - t0) / streams
+    window = t1 - t0
+    return {
+        "cpu": 100 * (cpu1 - cpu0) / window / streams,
+        "fps": (frames1 - frames0) / window / streams,
+        "kbps": (bytes1 - bytes0) * 8 / 1000 / window / streams,
+    }
 
 
 def latency_rows(rows: list[str], runs: int, cache_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -430,20 +438,23 @@ def main() -> int:
     cpu = {}
     for row in rows:
         cpu[row] = cpu_row(row, args.streams, args.seconds, args.cache_dir)
-        print(f"{row}: {cpu[row]:.1f}% of a core per stream", flush=True)
+        print(f"{row}: {cpu[row]['cpu']:.1f}% of a core per stream, {cpu[row]['fps']:.1f} fps, "
+              f"{cpu[row]['kbps']:.0f} kb/s", flush=True)
     timings = latency_rows(rows, args.latency_runs, args.cache_dir)
 
-    base = cpu.get("bot")
+    base = cpu["bot"]["cpu"] if "bot" in cpu else None
     print(f"\nServer CPU per 720p30 stream ({args.streams} concurrent, recording on), "
           f"and time from offer/POST, median of {args.latency_runs}:\n")
-    print("| publisher | % of one core per stream | vs bot call | to connected | to first recorded video frame |")
-    print("|---|---|---|---|---|")
+    print("| publisher | video received | % of one core per stream | vs bot call | to connected "
+          "| to first recorded video frame |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
-        ratio = f"{cpu[row] / base:.2f}x" if base else "-"
+        ratio = f"{cpu[row]['cpu'] / base:.2f}x" if base else "-"
         t = timings.get(row, [])
         connected = [x["connected"] for x in t if x["connected"] is not None]
         first = [x["first"]["video"] for x in t if "video" in x["first"]]
-        print(f"| {row} | {cpu[row]:.1f}% | {ratio} | {ms(connected)} | {ms(first)} |")
+        print(f"| {row} | {cpu[row]['fps']:.0f} fps, {cpu[row]['kbps'] / 1000:.1f} Mb/s | {cpu[row]['cpu']:.1f}% "
+              f"| {ratio} | {ms(connected)} | {ms(first)} |")
     for row, t in timings.items():
         first = sorted(round(x["first"]["video"] * 1000) for x in t if "video" in x["first"])
         print(f"{row}: first recorded video frame after {first} ms")

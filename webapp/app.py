@@ -45,6 +45,8 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok",
         "online_here": hub.online_here,
         "bot_calls": len(request.app[BOT].calls),
+        "whip_sessions": len(request.app[BOT].whip),
+        "whep_viewers": len(request.app[VIEWERS].viewers),
         "tasks": len(asyncio.all_tasks()),
     })
 

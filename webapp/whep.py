@@ -13,9 +13,10 @@ with ``--auth-secret``, an admin token or the caller themself; without it,
 anyone, as the gallery is readable by anyone. A call that is not live, or
 not the requester's, is 404. More viewers than ``--max-viewers`` (in total)
 or ``--max-viewers-per-call`` get 503 with Retry-After; a viewer whose offer
-accepts none of the call's codecs gets 406, and one who comes before any
-media arrived 409. The gallery's summaries say ``"live": true`` and give the
-``whep`` URL for calls in progress (:func:`live_fields`).
+accepts none of the call's codecs gets 406. A viewer who comes before the
+call's first frame waits for it (up to 5 s, then 409 with Retry-After). The
+gallery's summaries say ``"live": true`` and give the ``whep`` URL for calls
+in progress (:func:`live_fields`).
 """
 
 from __future__ import annotations
