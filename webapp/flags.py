@@ -22,23 +22,40 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
+def _env_default(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the default taken from ``CALLBOT_FLAG`` when it is set."""
+    flag = next((a for a in args if a.startswith("--")), None)
+    if flag is not None and flag not in ("--help",):
+        env = env_name(flag)
+        kwargs["help"] = f"{kwargs.get('help', '')} [env {env}]".strip()
+        value = os.environ.get(env)
+        if value is not None:
+            if kwargs.get("action") == "append":
+                kwargs["default"] = [v for v in value.split(",") if v]
+            elif kwargs.get("action") in ("store_true", "store_false"):
+                kwargs["default"] = value.lower() in ("1", "true", "yes", "on")
+            else:
+                kwargs["default"] = value
+    return kwargs
+
+
+class _EnvGroup(argparse._ArgumentGroup):
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
+        return super().add_argument(*args, **_env_default(args, kwargs))
+
+
 class _EnvDefaults(argparse.ArgumentParser):
-    """An ArgumentParser whose every ``--flag`` also reads ``CALLBOT_FLAG``."""
+    """An ArgumentParser whose every ``--flag`` also reads ``CALLBOT_FLAG``,
+    in argument groups too (a group's add_argument is its own, not the
+    parser's, so it is overridden as well)."""
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
-        flag = next((a for a in args if a.startswith("--")), None)
-        if flag is not None and flag not in ("--help",):
-            env = env_name(flag)
-            kwargs["help"] = f"{kwargs.get('help', '')} [env {env}]".strip()
-            value = os.environ.get(env)
-            if value is not None:
-                if kwargs.get("action") == "append":
-                    kwargs["default"] = [v for v in value.split(",") if v]
-                elif kwargs.get("action") in ("store_true", "store_false"):
-                    kwargs["default"] = value.lower() in ("1", "true", "yes", "on")
-                else:
-                    kwargs["default"] = value
-        return super().add_argument(*args, **kwargs)
+        return super().add_argument(*args, **_env_default(args, kwargs))
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> argparse._ArgumentGroup:
+        group = _EnvGroup(self, *args, **kwargs)
+        self._action_groups.append(group)
+        return group
 
 
 def build_parser() -> argparse.ArgumentParser:
