@@ -44,6 +44,7 @@ The hooks:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import importlib.metadata
@@ -189,6 +190,12 @@ def check_versions() -> None:
         problems.append("aiortc RTCCertificate._create_ssl_context is gone")
     if "_create_ssl_context" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "start", None)):
         problems.append("aiortc RTCDtlsTransport.start no longer calls _create_ssl_context")
+    if "_send" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "_write_ssl", None)):
+        problems.append("aiortc RTCDtlsTransport._write_ssl no longer sends with transport._send")
+    if "_send" not in _code_names(getattr(aiortc.rtcicetransport.RTCIceTransport, "__init__", None)):
+        problems.append("aiortc RTCIceTransport.__init__ no longer sets _send")
+    if "_RTCDtlsTransport__rx_bytes" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "_recv_next", None)):
+        problems.append("aiortc RTCDtlsTransport._recv_next no longer counts __rx_bytes")
     if problems:
         raise UnsupportedAiortcError(
             f"aiortc {found['aiortc']} / aioice {found['aioice']} do not fit peer.compat: " + "; ".join(problems)
@@ -374,6 +381,13 @@ def uninstall_sctp_speedup() -> None:
 #   FFmpeg with whip_flags=dtls_active makes aiortc the DTLS server, where
 #   OpenSSL also needs the *peer* to offer P-224 (GnuTLS does not), so that
 #   case takes the DTLS 1.0 path on every version.
+# - FFmpeg starts its DTLS server only after its own ICE exchange, so the
+#   ClientHello aiortc sends the moment ICE completes is lost, and OpenSSL
+#   sends it again after its initial 1 s timer (RFC 6347 section 4.2.4.1):
+#   a second of every FFmpeg publish. For FFmpeg sessions our client resends
+#   its first flight itself after 50, 100, 200 and 400 ms while nothing has
+#   come back (a DTLS server treats a repeated ClientHello as the
+#   retransmission it is).
 
 _RTCCertificate = rtcdtlstransport.RTCCertificate
 _original_create_ssl_context = _RTCCertificate._create_ssl_context
@@ -389,7 +403,12 @@ _DTLS1_VERSION = 0xFEFF
 _P224 = 0x0015  # TLS NamedGroup secp224r1 (RFC 8422 section 5.1.1)
 
 _legacy_dtls: contextvars.ContextVar[bool] = contextvars.ContextVar("callbot_legacy_dtls", default=False)
+_ffmpeg_dtls: contextvars.ContextVar[bool] = contextvars.ContextVar("callbot_ffmpeg_dtls", default=False)
 _dtls_mode: str | None = None
+_RTCDtlsTransport = rtcdtlstransport.RTCDtlsTransport
+_original_dtls_start = _RTCDtlsTransport.start
+#: Seconds after the first flight at which an FFmpeg session's client sends it again.
+FIRST_FLIGHT_RESENDS = (0.05, 0.1, 0.2, 0.4)
 
 
 def _create_ssl_context(self: Any, srtp_profiles: Any) -> Any:
@@ -400,6 +419,36 @@ def _create_ssl_context(self: Any, srtp_profiles: Any) -> Any:
     else:
         ctx.set_cipher_list(AIORTC_CIPHERS + b":" + RSA_CIPHERS)
     return ctx
+
+
+async def _dtls_start(self: Any, remoteParameters: Any) -> None:
+    if not _ffmpeg_dtls.get() or self._role != "client":
+        await _original_dtls_start(self, remoteParameters)
+        return
+    ice = self.transport
+    original_send = ice._send
+    first: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        if not first:
+            first.append(data)  # the ClientHello
+        await original_send(data)
+
+    async def resend() -> None:
+        for delay in FIRST_FLIGHT_RESENDS:
+            await asyncio.sleep(delay)
+            if self.state != "connecting" or getattr(self, "_RTCDtlsTransport__rx_bytes", 1):
+                return
+            if first:
+                await original_send(first[0])
+
+    ice._send = send  # aiortc's is an instance attribute too (the ICE connection's send)
+    task = asyncio.ensure_future(resend())
+    try:
+        await _original_dtls_start(self, remoteParameters)
+    finally:
+        task.cancel()
+        ice._send = original_send
 
 
 def install_dtls_interop() -> str:
@@ -419,6 +468,7 @@ def install_dtls_interop() -> str:
         elif cryptography_major() < FIRST_CRYPTOGRAPHY_WITHOUT_P224:
             logger.warning("cannot offer P-224 (%s); FFmpeg publishers get DTLS 1.0", _P224_STEP)
     _RTCCertificate._create_ssl_context = _create_ssl_context  # type: ignore[method-assign]
+    _RTCDtlsTransport.start = _dtls_start  # type: ignore[method-assign]
     logger.info("DTLS interop: ECDHE-RSA suites added; FFmpeg's P-224 certificate via %s", _dtls_mode)
     return _dtls_mode
 
@@ -426,6 +476,7 @@ def install_dtls_interop() -> str:
 def uninstall_dtls_interop() -> None:
     global _dtls_mode
     _RTCCertificate._create_ssl_context = _original_create_ssl_context  # type: ignore[method-assign]
+    _RTCDtlsTransport.start = _original_dtls_start  # type: ignore[method-assign]
     _dtls_mode = None
 
 
@@ -444,7 +495,8 @@ def needs_legacy_dtls(offer_sdp: str) -> bool:
 @contextlib.contextmanager
 def legacy_dtls_for(offer_sdp: str) -> Iterator[bool]:
     """Wrap the offer/answer of one session: the DTLS contexts aiortc creates
-    for it use the DTLS 1.0 fallback when :func:`needs_legacy_dtls` says so.
+    for it use the DTLS 1.0 fallback when :func:`needs_legacy_dtls` says so,
+    and an FFmpeg session's client resends its first flight early.
 
     aiortc starts DTLS in a task that setRemoteDescription/setLocalDescription
     create, and a task copies the context variables of its creator, so the
@@ -452,10 +504,12 @@ def legacy_dtls_for(offer_sdp: str) -> Iterator[bool]:
     """
     use = needs_legacy_dtls(offer_sdp)
     token = _legacy_dtls.set(use)
+    ffmpeg = _ffmpeg_dtls.set(_dtls_mode is not None and is_ffmpeg_offer(offer_sdp))
     try:
         yield use
     finally:
         _legacy_dtls.reset(token)
+        _ffmpeg_dtls.reset(ffmpeg)
 
 
 def dtls_parameters(pc: Any) -> dict[str, Any]:

@@ -187,7 +187,8 @@ class BotRuntime:
         ``details`` what else is known about it (address, software), kept in
         ``meta.json`` as ``publisher``. Raises :class:`BadOffer`,
         :class:`peer.api.RefuseCall` (the bot said no) or
-        :class:`SessionRefused`; nothing is written for any of them.
+        :class:`SessionRefused`; nothing is written for any of them but a
+        failing ``on_call`` (``bot-error``, kept as for a signaling call).
         """
         if self._closed:
             raise SessionRefused("shutting-down", "the server is shutting down", RETRY_AFTER["shutting-down"])

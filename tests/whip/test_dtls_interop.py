@@ -62,7 +62,11 @@ def test_the_dtls_1_0_fallback_is_scoped_to_ffmpeg_sessions(interop):
 
 
 def test_without_the_hook_aiortc_offers_what_it_always_did(interop):
+    from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
+
     compat.uninstall_dtls_interop()
+    assert RTCDtlsTransport.start is compat._original_dtls_start
+    assert RTCCertificate._create_ssl_context is compat._original_create_ssl_context
     hello = aiortc_client_hello()
     assert TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 not in hello.cipher_suites
     with compat.legacy_dtls_for(FFMPEG_ACTIVE) as legacy:
