@@ -106,7 +106,12 @@ def publish_clip(args: argparse.Namespace) -> int:
     video = out.add_stream_from_template(in_video)
     audio = out.add_stream_from_template(in_audio)
     fps = args.fps
-    clip_seconds = len(video_packets) / fps
+
+    def span(packets: list, step: float) -> float:
+        return float((packets[-1].pts - packets[0].pts) * packets[0].time_base) + step
+
+    # One period for both tracks, so that timestamps keep increasing across loops.
+    clip_seconds = max(span(video_packets, 1 / fps), span(audio_packets, AUDIO_SAMPLES / SAMPLE_RATE))
 
     def items():
         # Looped in whole clips; timestamps continue across the loops.
