@@ -188,7 +188,9 @@ def check_versions() -> None:
     cert_cls = getattr(rtcdtlstransport, "RTCCertificate", None)
     if not callable(getattr(cert_cls, "_create_ssl_context", None)):
         problems.append("aiortc RTCCertificate._create_ssl_context is gone")
-    if "_create_ssl_context" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "start", None)):
+    # (Unwrapped: once install_dtls_interop ran, start is our wrapper.)
+    dtls_start = getattr(rtcdtlstransport.RTCDtlsTransport, "start", None)
+    if "_create_ssl_context" not in _code_names(getattr(dtls_start, "__wrapped__", dtls_start)):
         problems.append("aiortc RTCDtlsTransport.start no longer calls _create_ssl_context")
     if "_send" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "_write_ssl", None)):
         problems.append("aiortc RTCDtlsTransport._write_ssl no longer sends with transport._send")
@@ -449,6 +451,9 @@ async def _dtls_start(self: Any, remoteParameters: Any) -> None:
     finally:
         task.cancel()
         ice._send = original_send
+
+
+_dtls_start.__wrapped__ = _original_dtls_start  # type: ignore[attr-defined]
 
 
 def install_dtls_interop() -> str:

@@ -8,6 +8,7 @@ session, and GStreamer runs under Debian's python3 with python3-gi.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -15,9 +16,11 @@ import pytest
 from peer import compat
 from tests.support.media import inspect_recording
 from tests.support.server import running_server, test_config
-from tests.support.whip import ffmpeg_command, gst_command, run_publisher
+from tests.support.wait import eventually
+from tests.support.whip import decoded_frames, ffmpeg_command, gst_command, run_publisher, viewer
 from webapp.auth import mint_token
 from webapp.config import SecurityConfig
+from webapp.keys import BOT
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +34,7 @@ def the_call(tmp_path) -> tuple[dict, object]:
     return manifest, call_dir
 
 
-def check_recording(call_dir, manifest: dict, *, codecs: dict[str, str], longest: float) -> None:
+def check_recording(call_dir, manifest: dict, *, codecs: dict[str, str], longest: float, min_video: int) -> None:
     section = manifest["recording"]
     assert section["state"] == "complete", section
     report = inspect_recording(call_dir / section["file"], decode=False)
@@ -42,7 +45,7 @@ def check_recording(call_dir, manifest: dict, *, codecs: dict[str, str], longest
     # spans more than SECONDS). The machine is shared: bounds are generous.
     assert report.duration is not None and SECONDS - 1.5 <= report.duration <= longest + 0.5, report
     assert report.first_video_keyframe
-    assert report.video_packets >= 15 and report.audio_packets >= 50, report
+    assert report.video_packets >= min_video and report.audio_packets >= 50, report
     # Every frame the server took into the recording is in the file.
     recorded = {t["kind"]: t["frames"] for t in section["tracks"]}
     assert (report.video_packets, report.audio_packets) == (recorded["video"], recorded["audio"]), section
@@ -71,7 +74,9 @@ async def test_ffmpeg_publishes_h264_and_opus(tmp_path):
         assert publisher["dtls"]["version"] == "DTLSv1.2" and not publisher["dtls_1_0_fallback"]
     else:
         assert publisher["dtls"]["version"] == "DTLSv1" and publisher["dtls_1_0_fallback"]
-    check_recording(call_dir, manifest, codecs={"video": "h264", "audio": "opus"}, longest=SECONDS)
+    # FFmpeg sends every frame it encodes (PyAV's mux blocks rather than drop).
+    check_recording(call_dir, manifest, codecs={"video": "h264", "audio": "opus"}, longest=SECONDS,
+                    min_video=int(0.9 * SECONDS * 30))
 
 
 async def test_gstreamer_webrtcbin_publishes_vp8_and_opus_with_trickle(tmp_path):
@@ -88,4 +93,24 @@ async def test_gstreamer_webrtcbin_publishes_vp8_and_opus_with_trickle(tmp_path)
     # GStreamer is the DTLS server, with an RSA certificate: the ECDHE-RSA suites.
     assert dtls["version"] == "DTLSv1.2" and dtls["cipher"].startswith("ECDHE-RSA-") and dtls["role"] == "client"
     elapsed = float(run.value("ELAPSED_MS") or 0) / 1000
-    check_recording(call_dir, manifest, codecs={"video": "vp8", "audio": "opus"}, longest=elapsed)
+    # GStreamer's live encoder drops frames when the (shared) CPU is short:
+    # 14 of 90 were seen on a machine at load 10.
+    check_recording(call_dir, manifest, codecs={"video": "vp8", "audio": "opus"}, longest=elapsed, min_video=8)
+
+
+async def test_a_viewer_watches_ffmpeg_live(tmp_path, http):
+    # H.264 forwarded as FFmpeg sent it: parameter sets ride with its keyframes.
+    async with running_server(test_config(tmp_path)) as server:
+        publishing = asyncio.ensure_future(
+            run_publisher(ffmpeg_command(f"{server.url}/whip", seconds=8), timeout=40))
+        resource = await eventually(lambda: next(iter(server.app[BOT].whip.values()), None), timeout=20)
+        await eventually(lambda: resource.session.media.taps.get("video") is not None
+                         and resource.session.media.taps["video"].codec == "H264", timeout=20)
+        watcher = viewer(http, kinds=("video",))
+        await watcher.offer(f"{server.url}/whep/{resource.call_id}")
+        frames = await decoded_frames(watcher.received["video"], 10)
+        assert {(f.width, f.height) for f in frames} == {(320, 240)}
+        assert await watcher.delete() == 200
+        await watcher.close()
+        run = await publishing
+    assert run.returncode == 0, run.output
