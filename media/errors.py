@@ -22,6 +22,9 @@ package writes through), and each error is defined where it belongs::
     ├── PortsExhausted                  peer.compat: no free UDP port in --rtc-ports (ports-exhausted)
     ├── TestsBusy                       peer.conntest: every connection-test slot is taken (503)
     ├── BadOffer                        peer.call: an offer the bot cannot answer (bad-offer); also ValueError
+    ├── SessionRefused                  peer.whip: no WHIP/WHEP session now (.code, .retry_after: HTTP 503)
+    ├── SdpFragError                    peer.sdpfrag: a trickle-ice-sdpfrag body that does not parse (400);
+    │                                   also ValueError
     └── BotError                        peer.api: raised by a bot to say no
         ├── RefuseCall                  refuse an incoming call (the caller gets .code)
         └── RefusePhoto                 refuse a photo (the sender gets photo-error .code)

@@ -51,6 +51,8 @@ class CallManifest:
     kind: str = "bot"
     #: How the call came: "signaling" (the WebSocket) or "whip".
     source: str = "signaling"
+    #: WHIP only: who published (the token's user, address, software, DTLS).
+    publisher: dict[str, Any] | None = None
     #: The bot class that served the call, as ``module:Class``.
     bot_class: str | None = None
     #: The bot's own data (``Call.meta``), kept as the bot left it.
@@ -90,6 +92,7 @@ class CallManifest:
             "end_reason": self.end_reason,
             "talkback": self.talkback,
             "source": self.source,
+            "publisher": self.publisher,
             "bot_class": self.bot_class,
             "tracks": self.tracks,
             "recording": self.recording,

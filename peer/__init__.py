@@ -13,6 +13,10 @@ decoding and transform tracks), ``tap``/``echo`` (encoded frames), ``bots``
 (every private aiortc/aioice hook, with the one version check).
 """
 
+# First: peer.compat acts before cryptography's OpenSSL is loaded (its DTLS
+# interop may add a group to what OpenSSL offers; see peer/compat.py).
+from peer import compat as _compat  # noqa: F401,I001
+
 from peer.api import Bot, BotError, Call, CallSummary, Photo, RefuseCall, RefusePhoto
 
 __all__ = ["Bot", "BotError", "Call", "CallSummary", "Photo", "RefuseCall", "RefusePhoto"]

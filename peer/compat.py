@@ -45,6 +45,13 @@ The hooks:
 - **The selected candidate pair** (:func:`selected_pair`, :func:`ice_rtt`,
   :func:`transport_counters`): aiortc's ``getStats()`` has no candidate-pair
   stats; the nominated pair lives in aioice's ``Connection._nominated``.
+- **DTLS with WHIP publishers** (:func:`install_dtls_interop`, section "DTLS
+  interop" at the end; one early step at the top): aiortc builds every DTLS
+  context in the private ``RTCCertificate._create_ssl_context`` with
+  ECDHE-ECDSA suites and OpenSSL's default groups, which FFmpeg's WHIP muxer
+  (a P-224 certificate) and GStreamer's webrtcbin (an RSA certificate)
+  cannot complete a handshake with. Chosen by the installed cryptography's
+  major version, the second check of this module.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import asyncio
 import contextlib
 import contextvars
 import errno
+import importlib.metadata
 import inspect
 import ipaddress
 import logging
@@ -60,21 +68,81 @@ import os
 import queue
 import random
 import socket
+import sys
+import tempfile
 import time
 import types
 from typing import Any, Callable, Iterator
 
-import aioice
-import aioice.candidate
-import aioice.ice
-import aioice.turn
-import aiortc
-from aiortc import rtcicetransport, rtcrtpreceiver, rtcsctptransport
-from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtcrtpsender import RTCRtpSender
+# -- DTLS interop, part 1 of 2: before aiortc loads OpenSSL ------------------------
+#
+# With cryptography < 47 (OpenSSL 3.5) FFmpeg's P-224 certificate is accepted
+# once P-224 is among the groups our DTLS client offers. Neither cryptography
+# 46 nor pyOpenSSL 26.2 can set groups on a context, so the one way is an
+# OpenSSL configuration read while cryptography's private OpenSSL
+# initialises, which happens once per process at the first import of its
+# Rust extension (``import aiortc`` below does it). Hence this step runs
+# here, above that import; the rest of the DTLS hooks are at the end.
 
-from media.errors import CallbotError
+#: cryptography 47 bundles OpenSSL 4.0, whose TLS group table has no P-224.
+FIRST_CRYPTOGRAPHY_WITHOUT_P224 = 47
+#: OpenSSL 3.5's default groups for (D)TLS 1.2, P-224 last so it is never preferred.
+_P224_GROUPS = "X25519:P-256:X448:P-384:P-521:P-224"
+_CRYPTOGRAPHY_RUST = "cryptography.hazmat.bindings._rust"
+
+
+def cryptography_major() -> int:
+    return int(importlib.metadata.version("cryptography").split(".")[0])
+
+
+def _offer_p224_group() -> str:
+    """Make cryptography's OpenSSL offer P-224 (cryptography < 47 only).
+
+    Returns ``"set"``, or why not. Checked afterwards on a real ClientHello
+    (:func:`offered_groups`) before anything relies on it.
+    """
+    if cryptography_major() >= FIRST_CRYPTOGRAPHY_WITHOUT_P224:
+        return f"cryptography {cryptography_major()} bundles OpenSSL 4 (no P-224 in TLS)"
+    if _CRYPTOGRAPHY_RUST in sys.modules:
+        return "cryptography's OpenSSL was loaded before peer.compat (import peer first)"
+    if "OPENSSL_CONF" in os.environ:
+        return f"OPENSSL_CONF is set; add 'Groups = {_P224_GROUPS}' to its system_default section"
+    import ssl
+
+    # The stdlib's OpenSSL (the system's) reads its own configuration first,
+    # so it never sees ours.
+    ssl.create_default_context()
+    fd, path = tempfile.mkstemp(prefix="callbot-dtls-", suffix=".cnf")
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n"
+            "[ssl_sect]\nsystem_default = system_default_sect\n"
+            f"[system_default_sect]\nGroups = {_P224_GROUPS}\n"
+        )
+    os.environ["OPENSSL_CONF"] = path
+    try:
+        from OpenSSL import SSL
+
+        SSL.Context(SSL.DTLS_METHOD)  # initialises OpenSSL: the file is read now, once
+    finally:
+        del os.environ["OPENSSL_CONF"]
+        os.unlink(path)
+    return "set"
+
+
+_P224_STEP = _offer_p224_group()
+
+import aioice  # noqa: E402  (after the step above, on purpose)
+import aioice.candidate  # noqa: E402
+import aioice.ice  # noqa: E402
+import aioice.turn  # noqa: E402
+import aiortc  # noqa: E402
+from aiortc import rtcdtlstransport, rtcicetransport, rtcrtpreceiver, rtcsctptransport  # noqa: E402
+from aiortc.jitterbuffer import JitterFrame  # noqa: E402
+from aiortc.rtcrtpreceiver import RTCRtpReceiver  # noqa: E402
+from aiortc.rtcrtpsender import RTCRtpSender  # noqa: E402
+
+from media.errors import CallbotError  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +204,20 @@ def check_versions() -> None:
     if not hasattr(rtcsctptransport, "SCTP_DATA_LAST_FRAG"):
         problems.append("aiortc.rtcsctptransport.SCTP_DATA_LAST_FRAG is gone")
     problems += _ice_hook_problems()
+    # DTLS: the context factory the interop hooks wrap, and where start() calls it.
+    cert_cls = getattr(rtcdtlstransport, "RTCCertificate", None)
+    if not callable(getattr(cert_cls, "_create_ssl_context", None)):
+        problems.append("aiortc RTCCertificate._create_ssl_context is gone")
+    # (Unwrapped: once install_dtls_interop ran, start is our wrapper.)
+    dtls_start = getattr(rtcdtlstransport.RTCDtlsTransport, "start", None)
+    if "_create_ssl_context" not in _code_names(getattr(dtls_start, "__wrapped__", dtls_start)):
+        problems.append("aiortc RTCDtlsTransport.start no longer calls _create_ssl_context")
+    if "_send" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "_write_ssl", None)):
+        problems.append("aiortc RTCDtlsTransport._write_ssl no longer sends with transport._send")
+    if "_send" not in _code_names(getattr(aiortc.rtcicetransport.RTCIceTransport, "__init__", None)):
+        problems.append("aiortc RTCIceTransport.__init__ no longer sets _send")
+    if "_RTCDtlsTransport__rx_bytes" not in _code_names(getattr(rtcdtlstransport.RTCDtlsTransport, "_recv_next", None)):
+        problems.append("aiortc RTCDtlsTransport._recv_next no longer counts __rx_bytes")
     if problems:
         raise UnsupportedAiortcError(
             f"aiortc {found['aiortc']} / aioice {found['aioice']} do not fit peer.compat: " + "; ".join(problems)
@@ -778,3 +860,217 @@ def transport_counters(pc: Any) -> dict[str, int]:
                 for key in totals:
                     totals[key] += int(getattr(stats, key, 0) or 0)
     return totals
+
+# -- DTLS interop, part 2 of 2: WHIP publishers (FFmpeg, GStreamer) ---------------
+#
+# aiortc 1.16 builds every DTLS context in RTCCertificate._create_ssl_context:
+# ECDHE-ECDSA suites only, OpenSSL's default groups. Two real publishers fail
+# against that, and a user cannot be expected to know why, so we fix it here:
+#
+# - GStreamer's webrtcbin (1.22) offers a=setup:actpass, aiortc answers
+#   active (RFC 5763 section 5: the answerer should be active), so
+#   GStreamer is the DTLS server, with a self-signed RSA certificate: no
+#   shared suite, fatal handshake_failure. Two ECDHE-RSA AEAD suites are
+#   appended to every context; a server picks them only when its
+#   certificate is RSA (browsers' and aiortc's are ECDSA).
+# - FFmpeg's WHIP muxer (GnuTLS build, as in the PyAV wheel) offers
+#   a=setup:passive and signs with a P-224 certificate. In (D)TLS 1.2 OpenSSL
+#   requires a peer's ECDSA curve to be one it offered itself, and aiortc
+#   offers X25519/P-256/X448/P-384/P-521: fatal illegal_parameter. By the
+#   installed cryptography (the version check):
+#   * < 47 (OpenSSL 3.5): P-224 is added to the offered groups (part 1
+#     above) and DTLS stays 1.2 for everyone;
+#   * >= 47 (OpenSSL 4.0 has no P-224 in TLS at all): contexts created for
+#     an FFmpeg offer (``o=FFmpeg``) are capped at DTLS 1.0, whose legacy
+#     signature path has no curve check. Only those sessions; everyone else
+#     keeps DTLS 1.2. The README explains the trade-off.
+#   FFmpeg with whip_flags=dtls_active makes aiortc the DTLS server, where
+#   OpenSSL also needs the *peer* to offer P-224 (GnuTLS does not), so that
+#   case takes the DTLS 1.0 path on every version.
+# - FFmpeg starts its DTLS server only after its own ICE exchange, so the
+#   ClientHello aiortc sends the moment ICE completes is lost, and OpenSSL
+#   sends it again after its initial 1 s timer (RFC 6347 section 4.2.4.1):
+#   a second of every FFmpeg publish. For FFmpeg sessions our client resends
+#   its first flight itself after 50, 100, 200 and 400 ms while nothing has
+#   come back (a DTLS server treats a repeated ClientHello as the
+#   retransmission it is).
+
+_RTCCertificate = rtcdtlstransport.RTCCertificate
+_original_create_ssl_context = _RTCCertificate._create_ssl_context
+#: aiortc 1.16's own list, kept first.
+AIORTC_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+)
+RSA_CIPHERS = b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
+#: DTLS 1.0 has no AEAD suites; SECLEVEL=0 because OpenSSL's default level
+#: refuses DTLS 1.0 (protocol_version alert).
+LEGACY_CIPHERS = b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:@SECLEVEL=0"
+_DTLS1_VERSION = 0xFEFF
+_P224 = 0x0015  # TLS NamedGroup secp224r1 (RFC 8422 section 5.1.1)
+
+_legacy_dtls: contextvars.ContextVar[bool] = contextvars.ContextVar("callbot_legacy_dtls", default=False)
+_ffmpeg_dtls: contextvars.ContextVar[bool] = contextvars.ContextVar("callbot_ffmpeg_dtls", default=False)
+_dtls_mode: str | None = None
+_RTCDtlsTransport = rtcdtlstransport.RTCDtlsTransport
+_original_dtls_start = _RTCDtlsTransport.start
+#: Seconds after the first flight at which an FFmpeg session's client sends it again.
+FIRST_FLIGHT_RESENDS = (0.05, 0.1, 0.2, 0.4)
+
+
+def _create_ssl_context(self: Any, srtp_profiles: Any) -> Any:
+    ctx = _original_create_ssl_context(self, srtp_profiles)
+    if _legacy_dtls.get():
+        ctx.set_max_proto_version(_DTLS1_VERSION)
+        ctx.set_cipher_list(LEGACY_CIPHERS)
+    else:
+        ctx.set_cipher_list(AIORTC_CIPHERS + b":" + RSA_CIPHERS)
+    return ctx
+
+
+async def _dtls_start(self: Any, remoteParameters: Any) -> None:
+    if not _ffmpeg_dtls.get() or self._role != "client":
+        await _original_dtls_start(self, remoteParameters)
+        return
+    ice = self.transport
+    original_send = ice._send
+    first: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        if not first:
+            first.append(data)  # the ClientHello
+        await original_send(data)
+
+    async def resend() -> None:
+        for delay in FIRST_FLIGHT_RESENDS:
+            await asyncio.sleep(delay)
+            if self.state != "connecting" or getattr(self, "_RTCDtlsTransport__rx_bytes", 1):
+                return
+            if first:
+                await original_send(first[0])
+
+    ice._send = send  # aiortc's is an instance attribute too (the ICE connection's send)
+    task = asyncio.ensure_future(resend())
+    try:
+        await _original_dtls_start(self, remoteParameters)
+    finally:
+        task.cancel()
+        ice._send = original_send
+
+
+_dtls_start.__wrapped__ = _original_dtls_start  # type: ignore[attr-defined]
+
+
+def install_dtls_interop() -> str:
+    """Let FFmpeg and GStreamer WHIP publishers complete DTLS (idempotent,
+    process-wide). Returns how FFmpeg's P-224 certificate is handled:
+    ``"groups"`` (DTLS 1.2, P-224 offered) or ``"dtls10"`` (DTLS 1.0 for
+    FFmpeg offers only, inside :func:`legacy_dtls_for`)."""
+    global _dtls_mode
+    if _dtls_mode is not None:
+        return _dtls_mode
+    if _P224_STEP == "set" and _P224 in offered_groups():
+        _dtls_mode = "groups"
+    else:
+        _dtls_mode = "dtls10"
+        if _P224_STEP == "set":
+            logger.warning("P-224 was configured but is not offered; FFmpeg publishers get DTLS 1.0")
+        elif cryptography_major() < FIRST_CRYPTOGRAPHY_WITHOUT_P224:
+            logger.warning("cannot offer P-224 (%s); FFmpeg publishers get DTLS 1.0", _P224_STEP)
+    _RTCCertificate._create_ssl_context = _create_ssl_context  # type: ignore[method-assign]
+    _RTCDtlsTransport.start = _dtls_start  # type: ignore[method-assign]
+    logger.info("DTLS interop: ECDHE-RSA suites added; FFmpeg's P-224 certificate via %s", _dtls_mode)
+    return _dtls_mode
+
+
+def uninstall_dtls_interop() -> None:
+    global _dtls_mode
+    _RTCCertificate._create_ssl_context = _original_create_ssl_context  # type: ignore[method-assign]
+    _RTCDtlsTransport.start = _original_dtls_start  # type: ignore[method-assign]
+    _dtls_mode = None
+
+
+def is_ffmpeg_offer(offer_sdp: str) -> bool:
+    """FFmpeg's WHIP muxer names itself in the origin line (``o=FFmpeg ...``)."""
+    return any(line.startswith("o=FFmpeg ") for line in offer_sdp.splitlines()[:4])
+
+
+def needs_legacy_dtls(offer_sdp: str) -> bool:
+    """Whether this offer's DTLS must be capped at 1.0 (see the section comment)."""
+    if _dtls_mode is None or not is_ffmpeg_offer(offer_sdp):
+        return False
+    return _dtls_mode == "dtls10" or any(line.strip() == "a=setup:active" for line in offer_sdp.splitlines())
+
+
+@contextlib.contextmanager
+def legacy_dtls_for(offer_sdp: str) -> Iterator[bool]:
+    """Wrap the offer/answer of one session: the DTLS contexts aiortc creates
+    for it use the DTLS 1.0 fallback when :func:`needs_legacy_dtls` says so,
+    and an FFmpeg session's client resends its first flight early.
+
+    aiortc starts DTLS in a task that setRemoteDescription/setLocalDescription
+    create, and a task copies the context variables of its creator, so the
+    setting follows that session only. Yields whether the fallback applies.
+    """
+    use = needs_legacy_dtls(offer_sdp)
+    token = _legacy_dtls.set(use)
+    ffmpeg = _ffmpeg_dtls.set(_dtls_mode is not None and is_ffmpeg_offer(offer_sdp))
+    try:
+        yield use
+    finally:
+        _legacy_dtls.reset(token)
+        _ffmpeg_dtls.reset(ffmpeg)
+
+
+def dtls_parameters(pc: Any) -> dict[str, Any]:
+    """What DTLS the connection negotiated: version, suite and the peer's key
+    (for the manifest: a DTLS 1.0 session is written down as one)."""
+    for transceiver in pc.getTransceivers():
+        transport = getattr(transceiver.receiver, "transport", None)
+        conn = getattr(transport, "_ssl", None)
+        if conn is None:
+            continue
+        out: dict[str, Any] = {
+            "version": conn.get_protocol_version_name(),
+            "cipher": conn.get_cipher_name(),
+            "role": getattr(transport, "_role", None),
+        }
+        try:
+            key = conn.get_peer_certificate(as_cryptography=True).public_key()
+            curve = getattr(key, "curve", None)
+            out["peer_key"] = curve.name if curve is not None else f"{type(key).__name__.lstrip('_')} {key.key_size}"
+        except Exception:  # no certificate yet: nothing to say
+            pass
+        return out
+    return {}
+
+
+def offered_groups() -> list[int]:
+    """The supported_groups of the ClientHello an aiortc DTLS client sends now
+    (parsed from the real record; RFC 6347 section 4.2.2, RFC 8422 section 5.1.1)."""
+    from OpenSSL import SSL
+
+    ctx = _RTCCertificate.generateCertificate()._create_ssl_context(rtcdtlstransport.SRTP_PROFILES)
+    conn = SSL.Connection(ctx, None)
+    conn.set_connect_state()
+    with contextlib.suppress(SSL.WantReadError):
+        conn.do_handshake()
+    return _client_hello_groups(conn.bio_read(65536))
+
+
+def _client_hello_groups(record: bytes) -> list[int]:
+    # DTLS record header (13) + handshake header (12) + version (2) + random (32).
+    p = 13 + 12 + 2 + 32
+    p += 1 + record[p]  # session_id
+    p += 1 + record[p]  # cookie
+    p += 2 + int.from_bytes(record[p:p + 2], "big")  # cipher_suites
+    p += 1 + record[p]  # compression_methods
+    end = p + 2 + int.from_bytes(record[p:p + 2], "big")
+    p += 2
+    while p + 4 <= end:
+        kind = int.from_bytes(record[p:p + 2], "big")
+        length = int.from_bytes(record[p + 2:p + 4], "big")
+        if kind == 10:  # supported_groups
+            body = record[p + 6:p + 4 + length]
+            return [int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2)]
+        p += 4 + length
+    return []

@@ -84,6 +84,9 @@ class BotConfig:
     max_calls: int = 32
     #: Seconds from answer to ICE connected before the call is given up.
     connect_timeout: float = 20.0
+    #: WHEP viewers of live calls: in total, and of one call.
+    max_viewers: int = 16
+    max_viewers_per_call: int = 4
 
     def __post_init__(self) -> None:
         if self.talkback not in TALKBACK_MODES:
@@ -92,6 +95,8 @@ class BotConfig:
             raise ValueError("bitrates must satisfy 0 < min <= start <= max")
         if self.max_calls < 1:
             raise ValueError("max_calls must be at least 1")
+        if self.max_viewers < 0 or self.max_viewers_per_call < 0:
+            raise ValueError("viewer limits must be 0 (no WHEP) or more")
 
 
 @dataclass(frozen=True)

@@ -35,24 +35,46 @@ class EncodedEchoTrack(MediaStreamTrack):
     and video skips to the next keyframe, which it requests.
     """
 
-    def __init__(self, tap: EncodedFrameTap, kind: str | None = None, *, max_frames: int = 30) -> None:
+    def __init__(
+        self, tap: EncodedFrameTap, kind: str | None = None, *, max_frames: int = 30, lazy: bool = False
+    ) -> None:
+        """``lazy``: take frames from the tap only from the first ``recv()``
+        (when aiortc's sender starts, i.e. once connected), so that a far end
+        still connecting costs no queued frames or keyframe requests (WHEP)."""
         super().__init__()
         if kind is not None and kind != tap.kind:
             raise ValueError(f"tap is {tap.kind}, not {kind}")
         self.kind = tap.kind
         self._tap = tap
-        self._queue = AsyncFrameQueue(tap, max_frames, name=f"echo {tap.kind}")
+        self._max_frames = max_frames
+        self._queue: AsyncFrameQueue | None = None
         self._codec: str | None = None
         self.frames = 0
         self.codec_mismatches = 0
+        self._lazy = lazy
+        if not lazy:
+            self._subscribe()
+
+    def _subscribe(self) -> AsyncFrameQueue:
+        queue = self._queue = AsyncFrameQueue(self._tap, self._max_frames, name=f"echo {self._tap.kind}")
         if self.kind == "video":
             # Whatever is in flight now may depend on frames we never saw;
             # the queue asks for a keyframe if it has to skip one.
-            self._queue.gate_until_keyframe()
+            queue.gate_until_keyframe()
+            if self._lazy:
+                # A far end that joins mid-stream needs one now, not at the
+                # sender's next periodic keyframe.
+                self._tap.request_keyframe()
+        return queue
+
+    @property
+    def started(self) -> bool:
+        """Whether frames are being taken from the tap."""
+        return self._queue is not None
 
     @property
     def dropped(self) -> int:
-        return sum(self._queue.dropped.values())
+        return sum(self._queue.dropped.values()) if self._queue is not None else 0
 
     def bind_sender(self, sender: RTCRtpSender) -> None:
         """Forward keyframe requests from the far end of ``sender`` to the caller.
@@ -67,7 +89,8 @@ class EncodedEchoTrack(MediaStreamTrack):
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            frame = await self._queue.get()
+            queue = self._queue or self._subscribe()
+            frame = await queue.get()
             if frame is None:
                 self.stop()
                 raise MediaStreamError
@@ -90,5 +113,6 @@ class EncodedEchoTrack(MediaStreamTrack):
             return packet
 
     def stop(self) -> None:
-        self._queue.close()
+        if self._queue is not None:
+            self._queue.close()
         super().stop()

@@ -15,6 +15,10 @@ The session for an offer exists from the moment the offer is delivered, so
 candidates trickled right behind it (Firefox: about a millisecond later)
 reach it, in order, while the checks that need threads (free disk space, the
 call directory) and the bot's ``on_call`` still run.
+
+WHIP publishers (RFC 9725) get the same sessions without signaling
+(:meth:`BotRuntime.start_whip`): recorded the same way, the same bot hooks,
+counted against the same ``--max-calls``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from peer import compat
 from peer.api import Bot, RefuseCall
 from peer.call import BadOffer, CallSession, _BotFailed
 from peer.config import PeerConfig
+from peer.whip import SessionRefused, WhipSession, offer_ice_ufrag
 from signaling.protocol import Answer, Candidate, Close, Offer, ProtocolError, parse_delivered
 from signaling.registry import Registry
 
@@ -42,6 +47,8 @@ T = TypeVar("T")
 
 #: Worker threads for bots' CPU-bound work (Call.to_thread, transforms).
 BOT_WORKERS = max(2, min(8, os.cpu_count() or 2))
+#: Seconds a refused WHIP publisher is told to wait (HTTP Retry-After), by refusal.
+RETRY_AFTER = {"too-many-calls": 10, "shutting-down": 10, "disk-full": 60, "storage-unavailable": 30}
 
 
 def free_bytes(path: Path) -> int:
@@ -63,12 +70,15 @@ class BotRuntime:
         self.bot_class = bot_class_name(bot)
         bot.name = self.name
         self.calls: dict[str, CallSession] = {}
+        #: WHIP sessions by resource id (the /whip/<id> of their Location).
+        self.whip: dict[str, WhipSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(BOT_WORKERS, thread_name_prefix="bot")
         compat.restrict_host_addresses(config.ice.addresses)
         compat.install_sctp_speedup()
         compat.install_multi_turn()
+        compat.install_dtls_interop()
         interrupted = mark_interrupted(config.calls_dir)
         if interrupted:
             logger.warning("marked %d calls interrupted by a crash: %s", len(interrupted), ", ".join(interrupted))
@@ -167,13 +177,97 @@ class BotRuntime:
         """Why the server (not the bot) cannot take this call now, if it cannot."""
         if self._closed:
             return "shutting-down", "the server is shutting down"
-        live = sum(1 for s in self.calls.values() if s is not session and not s.ending)
+        live = sum(1 for s in self.sessions() if s is not session and not s.ending)
         if live >= self.config.bot.max_calls:
             return "too-many-calls", f"the bot is in {live} calls, its limit; try later"
         floor = self.config.min_free_bytes
         if floor and await asyncio.to_thread(free_bytes, self.config.data_dir) < floor:
             logger.warning("refusing a call from %s: less than %d bytes free", session.caller, floor)
             return "disk-full", "the server is low on disk space and cannot record; try later"
+        return None
+
+    # -- WHIP ------------------------------------------------------------------------
+
+    async def start_whip(self, offer_sdp: str, publisher: str, details: dict[str, Any]) -> tuple[WhipSession, str]:
+        """A session for a WHIP publisher's offer; returns it and the answer SDP.
+
+        ``publisher`` is the caller the manifest names (the token's user);
+        ``details`` what else is known about it (address, software), kept in
+        ``meta.json`` as ``publisher``. Raises :class:`BadOffer`,
+        :class:`peer.api.RefuseCall` (the bot said no) or
+        :class:`SessionRefused`; nothing is written for any of them but a
+        failing ``on_call`` (``bot-error``, kept as for a signaling call).
+        """
+        if self._closed:
+            raise SessionRefused("shutting-down", "the server is shutting down", RETRY_AFTER["shutting-down"])
+        session = CallSession(self, publisher, source="whip", on_ended=self._forget_whip)
+        resource = WhipSession(session, publisher)
+        # Counted against --max-calls from now on, like a signaling offer.
+        self.whip[resource.id] = resource
+        try:
+            refusal = await self._refusal(session)
+            if refusal is not None:
+                code, message = refusal
+                raise SessionRefused(code, message, RETRY_AFTER.get(code))
+            logger.info("call %s: WHIP offer from %s", session.id, publisher)
+            # FFmpeg's P-224 certificate may need the DTLS 1.0 fallback (peer.compat).
+            with compat.legacy_dtls_for(offer_sdp) as legacy_dtls:
+                answer = await session.answer(offer_sdp)
+        except BaseException as exc:
+            self._forget_whip(session)
+            if isinstance(exc, _BotFailed):
+                await session.end("refused", notify=False)
+                await session.record_failure("bot-error")
+                raise SessionRefused("bot-error", "the bot failed to take the call") from None
+            if isinstance(exc, OSError):
+                logger.error("call %s: cannot create a call directory: %s", session.id, exc)
+                await session.end("refused", notify=False)
+                raise SessionRefused(
+                    "storage-unavailable", "the server cannot store calls right now", RETRY_AFTER["storage-unavailable"]
+                ) from None
+            if isinstance(exc, (SessionRefused, BadOffer, RefuseCall)) or not isinstance(exc, Exception):
+                await asyncio.shield(session.end("refused", notify=False))
+                raise
+            # A bad SDP or an aiortc failure ends this session only.
+            logger.warning("call %s: cannot answer WHIP offer: %r", session.id, exc)
+            session.errors.append(f"answer failed: {type(exc).__name__}: {exc}")
+            await session.end("bad-offer", notify=False)
+            raise BadOffer(f"the offer could not be answered: {exc}") from None
+        resource.ice_ufrag = offer_ice_ufrag(offer_sdp)
+        if session.manifest is not None:
+            session.manifest.publisher = {**details, "user": publisher, "dtls_1_0_fallback": legacy_dtls}
+            session.write_manifest()
+        _stop_unsent_tracks(session)
+        self._spawn(self._note_dtls(session))
+        return resource, answer
+
+    async def _note_dtls(self, session: CallSession) -> None:
+        """Write down what DTLS the publisher negotiated, once connected."""
+        waits = [asyncio.ensure_future(session.connected.wait()), asyncio.ensure_future(session.ended.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        manifest = session.manifest
+        if session.connected.is_set() and not session.ending and manifest is not None and manifest.publisher is not None:
+            manifest.publisher["dtls"] = compat.dtls_parameters(session.pc)
+            session.write_manifest()
+
+    def _forget_whip(self, session: CallSession) -> None:
+        for key, resource in list(self.whip.items()):
+            if resource.session is session:
+                del self.whip[key]
+
+    def sessions(self) -> list[CallSession]:
+        """Every session: bot calls and WHIP publishes."""
+        return [*self.calls.values(), *(w.session for w in self.whip.values())]
+
+    def live_session(self, call_id: str) -> CallSession | None:
+        """The session recording call ``call_id`` now, if any (for WHEP)."""
+        for session in self.sessions():
+            if session.id == call_id and session.manifest is not None and not session.ending:
+                return session
         return None
 
     def _refuse(self, session: CallSession, code: str, message: str) -> None:
@@ -207,7 +301,7 @@ class BotRuntime:
         if self._closed:
             return
         self._closed = True
-        await asyncio.gather(*(c.end("server-shutdown") for c in list(self.calls.values())))
+        await asyncio.gather(*(c.end("server-shutdown") for c in self.sessions()))
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -218,3 +312,13 @@ class BotRuntime:
         except Exception:
             logger.exception("bot on_stop failed")
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop_unsent_tracks(session: CallSession) -> None:
+    """A bot's talk-back on a publish-only offer is never sent (the answer
+    says recvonly); stop it so that nothing queues frames or asks the
+    publisher for keyframes on its behalf."""
+    for transceiver in session.pc.getTransceivers():
+        track = transceiver.sender.track
+        if track is not None and transceiver.currentDirection not in ("sendrecv", "sendonly"):
+            track.stop()

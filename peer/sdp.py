@@ -64,7 +64,8 @@ def parse_candidate(init: IceCandidate) -> RTCIceCandidate | None:
     try:
         candidate = candidate_from_sdp(text)
     except (ValueError, IndexError, KeyError, AssertionError) as exc:
-        raise CandidateError(f"unparseable candidate: {type(exc).__name__} {exc}") from None
+        # aiortc's parser asserts on a short candidate ("candidate:nonsense").
+        raise CandidateError(f"unparseable candidate: {exc or type(exc).__name__}") from None
     _check_fields(candidate)
     candidate.sdpMid = init.sdp_mid
     candidate.sdpMLineIndex = init.sdp_mline_index

@@ -9,6 +9,8 @@ import peer.api  # noqa: F401  (each import defines part of the tree)
 import peer.call  # noqa: F401
 import peer.compat  # noqa: F401
 import peer.conntest  # noqa: F401
+import peer.sdpfrag  # noqa: F401
+import peer.whip  # noqa: F401
 import photos.errors  # noqa: F401
 import signaling.redis_registry  # noqa: F401
 import webapp.auth  # noqa: F401

@@ -24,6 +24,7 @@ from peer.api import Bot
 from peer.bots import load_bot
 from peer.ice import client_ice_servers
 from peer.runtime import BotRuntime
+from peer.whep import LiveViewers
 from signaling.hub import CLOSE_GOING_AWAY, SignalingHub
 from signaling.registry import InMemoryRegistry, Registry
 from photos.protocol import SERVER_BUDGET
@@ -35,10 +36,13 @@ from webapp.conntest_api import add_connection_test_routes
 from webapp.diskwatch import disk_watch_ctx
 from webapp.gallery import add_gallery_routes, retention_ctx
 from webapp.keys import (
-    ADDRESS_LIMITER, BOT, CONFIG, HUB, MEDIA_KEY, REGISTRY, SHARED_PHOTOS, UPLOAD_TOKENS, VERIFIER, WEBSOCKETS,
+    ADDRESS_LIMITER, BOT, CONFIG, HUB, MEDIA_KEY, REGISTRY, SHARED_PHOTOS, UPLOAD_TOKENS, VERIFIER, VIEWERS,
+    WEBSOCKETS,
 )
 from webapp.photos_api import upload_photo
 from webapp.shared_photos import SharedPhotos, UploadTokens
+from webapp.whep import add_whep_routes
+from webapp.whip import add_whip_routes
 from webapp.ws import is_websocket_upgrade, websocket_handler
 
 logger = logging.getLogger(__name__)
@@ -52,6 +56,8 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok",
         "online_here": hub.online_here,
         "bot_calls": len(request.app[BOT].calls),
+        "whip_sessions": len(request.app[BOT].whip),
+        "whep_viewers": len(request.app[VIEWERS].viewers),
         "tasks": len(asyncio.all_tasks()),
     })
 
@@ -145,11 +151,21 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
         yield
         await runtime.close()
 
+    async def viewers_ctx(app: web.Application) -> AsyncIterator[None]:
+        # WHEP viewers watch the runtime's calls: they start after it and
+        # end before it.
+        viewers = LiveViewers(app[BOT])
+        app[VIEWERS] = viewers
+        yield
+        await viewers.close()
+
     async def close_websockets(app: web.Application) -> None:
         # Runs before cleanup: calls end first (bot_ctx), then sockets close
         # with 1001 so aiohttp does not wait on open handlers.
         if HUB in app:
             app[HUB].stop_holding()  # sockets closed by the shutdown are not resumable
+        if VIEWERS in app:
+            await app[VIEWERS].close()
         if BOT in app:
             await app[BOT].close()
         for ws in list(app[WEBSOCKETS]):
@@ -160,6 +176,7 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     app.cleanup_ctx.append(bot_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(disk_watch_ctx)
+    app.cleanup_ctx.append(viewers_ctx)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -169,5 +186,7 @@ def create_app(config: Config, bot: Bot | None = None) -> web.Application:
     add_gallery_routes(app)
     metrics.add_metrics_route(app)
     add_connection_test_routes(app)
+    add_whip_routes(app)
+    add_whep_routes(app)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

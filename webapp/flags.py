@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-bitrate", type=int, default=d.bot.max_bitrate_kbps, help="kb/s ceiling hinted to the caller")
     b.add_argument("--max-calls", type=int, default=d.bot.max_calls, help="concurrent bot calls in total")
     b.add_argument("--connect-timeout", type=float, default=d.bot.connect_timeout, help="seconds for a call to connect")
+    b.add_argument("--max-viewers", type=int, default=d.bot.max_viewers,
+                   help="WHEP viewers of live calls in total (0: no WHEP)")
+    b.add_argument("--max-viewers-per-call", type=int, default=d.bot.max_viewers_per_call,
+                   help="WHEP viewers of one live call")
     b.add_argument("--max-photo-bytes", type=int, default=d.photos.max_bytes, help="largest photo accepted")
     b.add_argument("--max-photos-per-call", type=int, default=d.photos.max_per_call, help="photos accepted per call")
     b.add_argument("--max-photo-memory", type=int, default=d.photos.max_memory,
@@ -246,6 +250,8 @@ def _config(a: argparse.Namespace) -> Config:
             max_bitrate_kbps=int(a.max_bitrate),
             max_calls=int(a.max_calls),
             connect_timeout=float(a.connect_timeout),
+            max_viewers=int(a.max_viewers),
+            max_viewers_per_call=int(a.max_viewers_per_call),
         ),
         photos=PhotoConfig(
             max_bytes=int(a.max_photo_bytes),

@@ -17,6 +17,8 @@ summary is signed for that one file (``?exp=..&sig=..``, valid
 ``--media-url-ttl`` seconds), so a ``<video src>`` needs no token in it.
 ``--retention-days N`` deletes calls that ended (or, if they never did,
 started) more than N days ago, at start-up and every hour.
+A call in progress on this server says ``"live": true`` and where to watch it
+(``"whep": "/whep/<call_id>"``, see ``webapp.whep``); others ``false``/``null``.
 
 A summary is built from ``meta.json`` plus the files actually present, so it
 does not depend on how the recorder names its files: video files are the
@@ -45,6 +47,7 @@ from peer.quality import summary as quality_summary
 from webapp.access import authorize, authorize_data, media_signature, verify_media_signature
 from webapp.auth import TokenClaims
 from webapp.keys import BOT, CONFIG, MEDIA_KEY, SHARED_PHOTOS
+from webapp.whep import live_fields
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +219,7 @@ async def calls_index(request: web.Request) -> web.Response:
     claims = authorize_data(request, request.app[CONFIG])
     calls = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir, _signer(request),
                                     lambda caller: _may_read(claims, caller))
+    calls = [{**c, **live_fields(request.app, c["call_id"])} for c in calls]
     return web.json_response({"calls": calls}, headers={"Cache-Control": "no-store"})
 
 
@@ -223,6 +227,7 @@ async def call_detail(request: web.Request) -> web.Response:
     summary = await asyncio.to_thread(summarize, await _call_dir(request), _signer(request))
     if summary is None:
         raise web.HTTPNotFound(text="no such call")
+    summary.update(live_fields(request.app, summary["call_id"]))
     return web.json_response(summary, headers={"Cache-Control": "no-store"})
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from peer.conntest import ConnectionTests
 from peer.runtime import BotRuntime
+from peer.whep import LiveViewers
 from signaling.hub import SignalingHub
 from signaling.registry import Registry
 from webapp.access import AddressLimiter
@@ -29,3 +30,4 @@ MEDIA_KEY = web.AppKey("media_key", bytes)
 #: Per-login upload tokens for POST /api/photos without token auth.
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
 CONNECTION_TESTS = web.AppKey("connection_tests", ConnectionTests)
+VIEWERS = web.AppKey("viewers", LiveViewers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 CHROMIUM = os.environ.get("CALLBOT_CHROMIUM", "/usr/bin/chromium")
@@ -47,6 +48,21 @@ async def launch_chromium(pw, *, netns: str | None = None, directory: Path | Non
     if insecure_origin:
         args.append(f"--unsafely-treat-insecure-origin-as-secure={insecure_origin}")
     return await pw.chromium.launch(executable_path=executable, headless=True, args=args)
+def require_browser_namespace() -> None:
+    """Fail (not skip) unless Chromium exists and the test runs in a network
+    namespace with only loopback (scripts/test makes one), where Chromium's
+    candidates are 127.0.0.1 only."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/test installs Debian's chromium", pytrace=False)
+    # /sys/class/net shows the namespace sysfs was mounted in, not ours.
+    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+        pytest.fail(
+            "browser tests must run in a network namespace with only loopback: "
+            "unshare -n sh -c 'ip link set lo up && python -m pytest ...' (unshare -rn when not root)",
+            pytrace=False,
+        )
 
 
 
