@@ -9,8 +9,11 @@ import json
 from playwright.async_api import expect
 
 from webapp.keys import CONFIG
-from tests.support.browser import SLOW, log_in, screenshot, wait_video_playing
+from tests.support.browser import BROWSER_LOOP, SLOW, log_in, screenshot, wait_video_playing
 from tests.support.wait import eventually
+
+pytestmark = BROWSER_LOOP
+
 
 VIDEO_SUFFIXES = (".webm", ".mp4", ".mkv", ".ogv", ".mov")
 
@@ -83,7 +86,7 @@ async def test_bot_call_leaves_recording_frames_and_photo(open_page, server):
         arg=call_dir.name,
     )
     await screenshot(page, "14-gallery-with-recording")
-    await card.locator("button").click()
+    await card.locator("[data-action=open]").click()
     video = page.locator("#viewer video.recording")
     await expect(video).to_be_visible()
     await page.evaluate("() => document.querySelector('#viewer video.recording').play()")
