@@ -26,7 +26,16 @@ import { withToken } from './token.js';
  * @property {{url: string, mime: string, size: number, file?: string} | null} recording
  * @property {FileEntry[]} photos
  * @property {FileEntry[]} frames
- * @property {string} [whep]  WHEP URL to watch the call live, while it is in progress
+ * @property {string | false | null} [whep]  WHEP URL to watch the call live, while it is in progress
+ * @property {CallQuality | null} [quality]  the path the call took and how it went
+ *
+ * @typedef {object} CallQuality
+ * @property {string | null} [local]  candidate type on the bot's side: host, srflx, prflx, relay
+ * @property {string | null} [remote]
+ * @property {string | null} [protocol]
+ * @property {number | null} [rtt_ms]
+ * @property {number | null} [packets_lost]
+ * @property {number | null} [bitrate_in_kbps]
  *
  * @typedef {object} ConnectionTestAnswer  POST /api/connection-test
  * @property {string} id
@@ -58,6 +67,7 @@ async function request(url, init = {}) {
  */
 async function json(response, missing) {
   if (response.status === 404 || response.status === 405) throw new AppError(missing, `HTTP ${response.status}`);
+  if (response.status === 503 && missing === 'test-unavailable') throw new AppError('test-busy', `HTTP ${response.status}`);
   if (!response.ok) throw new AppError('server-error', `HTTP ${response.status}`);
   return response.json();
 }

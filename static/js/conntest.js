@@ -22,8 +22,9 @@ import { candidateType, gatheringDone } from './ice.js';
  * @property {Record<string, number>} gathered  candidates per type
  * @property {{stun: string[], turn: string[]}} configured  ICE server URLs from the server
  * @property {{url: string, code: number, text: string}[]} iceErrors  icecandidateerror events
- * @property {'ok' | 'unreachable' | 'unavailable' | 'error'} server
- *   ok: echoes came back; unreachable: no connection; unavailable: no test endpoint
+ * @property {'ok' | 'unreachable' | 'unavailable' | 'busy' | 'error'} server
+ *   ok: echoes came back; unreachable: no connection; unavailable: no test endpoint;
+ *   busy: the server runs as many tests as it allows
  * @property {number | null} rtt  median data-channel round trip, ms
  * @property {{local?: string, remote?: string, protocol?: string, rtt?: number} | null} selected
  *
@@ -78,7 +79,8 @@ export async function runConnectionTest(rtcConfig, onStep = () => {}) {
     try {
       answer = await startConnectionTest(pc.localDescription?.sdp || '');
     } catch (err) {
-      report.server = errorCode(err) === 'test-unavailable' ? 'unavailable' : 'error';
+      const code = errorCode(err);
+      report.server = code === 'test-unavailable' ? 'unavailable' : code === 'test-busy' ? 'busy' : 'error';
       return report;
     }
     testId = answer.id;
@@ -102,8 +104,13 @@ export async function runConnectionTest(rtcConfig, onStep = () => {}) {
     report.server = 'ok';
     report.selected = (await localSelectedPair(pc)) || null;
     try {
-      const state = await fetchConnectionTest(answer.id);
-      if (state.selected) report.selected = { ...report.selected, ...state.selected };
+      // The server's view of the pair; its rtt is in seconds, like
+      // RTCIceCandidatePairStats.currentRoundTripTime.
+      const { selected } = await fetchConnectionTest(answer.id);
+      if (selected) {
+        const rtt = typeof selected.rtt === 'number' ? Math.round(selected.rtt * 1000) : report.selected?.rtt;
+        report.selected = { ...report.selected, ...selected, rtt };
+      }
     } catch {
       // Our own view of the pair is enough.
     }
@@ -221,6 +228,8 @@ export function describeReport(report) {
         + 'The server’s UDP ports are blocked or not announced: ask whoever runs it to open them '
         + '(--rtc-ports), set --announce-address behind NAT, or configure a TURN relay.',
     });
+  } else if (report.server === 'busy') {
+    findings.push({ level: 'warn', text: 'The server is running other connection tests right now. Try again in a few seconds.' });
   } else if (report.server === 'unavailable') {
     findings.push({ level: 'info', text: 'This server does not offer a round-trip test; only your side was checked.' });
   } else {

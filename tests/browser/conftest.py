@@ -28,13 +28,6 @@ from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, SIZES, SLOW
 from tests.support.server import RunningServer, running_server, test_config
 from webapp.config import BotConfig
 
-def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.browser)
-
-
 def _only_loopback() -> bool:
     # /sys/class/net shows the namespace sysfs was mounted in, not ours.
     return [name for _, name in socket.if_nameindex()] == ["lo"]

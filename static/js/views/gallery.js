@@ -14,7 +14,7 @@ import { clear, formatBytes, formatDuration, formatTime, h, setText, show } from
 import { describeError, errorCode } from '../errors.js';
 import { watch } from '../store.js';
 import { withToken } from '../token.js';
-import { watchLive } from '../whep.js';
+import { watchLive } from '../live.js';
 
 /**
  * @typedef {import('../api.js').CallSummary} CallSummary
@@ -74,6 +74,26 @@ function saveName(call, what, file) {
   return `${call.caller}-${stamp}-${what}${ext}`;
 }
 
+/** @type {Record<string, string>} */
+const PATH_NAMES = { host: 'direct', srflx: 'through NAT', prflx: 'through NAT', relay: 'through a TURN relay' };
+
+/**
+ * "Connected direct over udp · round trip 12 ms · 0 packets lost · 1450 kb/s",
+ * from a summary's quality, or '' when there is none.
+ * @param {import('../api.js').CallQuality | null | undefined} quality
+ * @returns {string}
+ */
+export function qualityText(quality) {
+  if (!quality || typeof quality !== 'object') return '';
+  const parts = [];
+  const relayed = quality.local === 'relay' || quality.remote === 'relay' ? 'relay' : quality.remote || quality.local;
+  if (relayed) parts.push(`Connected ${PATH_NAMES[relayed] || relayed}${quality.protocol ? ` over ${quality.protocol}` : ''}`);
+  if (typeof quality.rtt_ms === 'number') parts.push(`round trip ${Math.round(quality.rtt_ms)} ms`);
+  if (typeof quality.packets_lost === 'number') parts.push(plural(quality.packets_lost, 'packet') + ' lost');
+  if (typeof quality.bitrate_in_kbps === 'number') parts.push(`${Math.round(quality.bitrate_in_kbps)} kb/s received`);
+  return parts.join(' · ');
+}
+
 /**
  * @param {object} options
  * @param {AppStore} options.store
@@ -94,7 +114,7 @@ export function createGalleryView({ store, el, doc = document }) {
   const cards = new Map();
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let poller;
-  /** @type {import('../whep.js').LiveView | null} */
+  /** @type {import('../live.js').LiveView | null} */
   let live = null;
   /** @type {CallSummary | null} */
   let toDelete = null;
@@ -355,6 +375,8 @@ export function createGalleryView({ store, el, doc = document }) {
     } else {
       body.appendChild(h('p', { class: 'muted', text: call.status === 'in-progress' ? 'The call is going on; its recording appears here when it ends.' : 'This call has no recording.' }));
     }
+    const quality = qualityText(call.quality);
+    if (quality) body.appendChild(h('p', { class: 'muted viewer-quality', text: quality }));
     body.appendChild(strip(call, 'Photos', call.photos, 'photo'));
     body.appendChild(strip(call, 'Frames', call.frames, 'frame'));
     if (!viewer.open) viewer.showModal();

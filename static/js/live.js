@@ -1,8 +1,9 @@
 /**
  * Watching a call live over WHEP (the WebRTC-HTTP Egress Protocol): the
- * page POSTs an SDP offer (`application/sdp`) to the call's WHEP URL, the
- * server answers 201 Created with its SDP answer and a `Location` for the
- * session, and a DELETE on that location ends it.
+ * page POSTs an SDP offer (`application/sdp`) with its candidates gathered
+ * to the call's WHEP URL (a gallery summary's `whep`), the server answers
+ * 201 Created with its SDP answer and a `Location` for the session, and a
+ * DELETE on that location ends it.
  */
 
 import { AppError } from './errors.js';
