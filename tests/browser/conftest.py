@@ -18,13 +18,14 @@ Screenshots go to test-artifacts/browser/ (gitignored).
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
-from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, SIZES, SLOW
+from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, LAN_ADDRESS, SIZES, SLOW
 from tests.support.server import RunningServer, running_server, test_config
 from webapp.config import BotConfig
 
@@ -83,6 +84,17 @@ async def browser_without_media(playwright_instance):
     b = await _launch(playwright_instance, grant_media=False)
     yield b
     await b.close()
+
+
+@pytest.fixture
+def lan_address():
+    """LAN_ADDRESS on lo, in this test's network namespace, for its duration."""
+    _require_chromium_in_loopback_only_namespace()  # never on a real host's lo
+    subprocess.run(["ip", "addr", "add", f"{LAN_ADDRESS}/32", "dev", "lo"], check=True)
+    try:
+        yield LAN_ADDRESS
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{LAN_ADDRESS}/32", "dev", "lo"], check=False)
 
 
 @pytest.fixture(params=list(SIZES))

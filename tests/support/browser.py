@@ -27,9 +27,10 @@ SIZES: dict[str, dict[str, int]] = {
     "desktop": {"width": 1280, "height": 800},
     "phone": {"width": 390, "height": 844},
 }
-#: A name that is not localhost, so a page opened through it over plain
-#: http is not a secure context (tests of the camera-needs-https notice).
-LAN_HOST = "lan.test"
+#: An address that is not loopback, added to lo in the test's namespace, so
+#: a page opened from it over plain http is not a secure context (the
+#: camera-needs-https notice); TEST-NET-1 (RFC 5737), reachable nowhere else.
+LAN_ADDRESS = "192.0.2.10"
 
 BASE_ARGS = [
     "--headless",
@@ -44,7 +45,6 @@ BASE_ARGS = [
     # has something to choose.
     "--use-fake-device-for-media-stream=device-count=3",
     "--allow-loopback-in-peer-connection",
-    f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1",
 ]
 #: Grants camera and microphone without a prompt.
 GRANT_MEDIA = "--use-fake-ui-for-media-stream"
