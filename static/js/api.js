@@ -164,20 +164,21 @@ export async function endConnectionTest(id) {
  * type as Content-Type, `name`, `id` and `sha256` in the query; `user` (the
  * sender) and `peer` name the call's two people so the server files the copy
  * with them (webapp/photos_api.py). The reply is the data channel's JSON: photo-saved (200) or
- * photo-error (4xx/5xx).
+ * photo-error (4xx/5xx). Without token auth the server wants the login
+ * reply's `uploadToken` in `X-Upload-Token`, so nobody can file a photo in
+ * another user's name.
  *
- * @param {{id: string, name: string, mime: string, sha256: string, blob: Blob, from: string, to: string}} photo
+ * @param {{id: string, name: string, mime: string, sha256: string, blob: Blob, from: string, to: string, uploadToken?: string | null}} photo
  * @returns {Promise<{size?: number, sha256?: string}>}
  */
 export async function uploadPhotoCopy(photo) {
   const query = new URLSearchParams({
     name: photo.name, id: photo.id, sha256: photo.sha256, user: photo.from, peer: photo.to,
   });
-  const response = await request(`/api/photos?${query}`, {
-    method: 'POST',
-    headers: { 'Content-Type': photo.mime },
-    body: photo.blob,
-  });
+  /** @type {Record<string, string>} */
+  const headers = { 'Content-Type': photo.mime };
+  if (photo.uploadToken) headers['X-Upload-Token'] = photo.uploadToken;
+  const response = await request(`/api/photos?${query}`, { method: 'POST', headers, body: photo.blob });
   if (response.status === 404 || response.status === 405) throw new AppError('upload-unavailable');
   /** @type {{type?: string, error?: string, message?: string, sha256?: string, size?: number}} */
   let body = {};

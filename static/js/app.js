@@ -85,6 +85,7 @@ export function createApp(doc, { wsUrl = signalingUrl() } = {}) {
     const list = Array.isArray(reply.users) ? reply.users.map(String) : [];
     store.update({
       me,
+      uploadToken: typeof reply.uploadToken === 'string' ? reply.uploadToken : null,
       // The server lists the bot first (signaling/rules.py).
       botName: list[0] || store.get().botName,
       users: list.filter((u) => u !== me),
@@ -106,7 +107,7 @@ export function createApp(doc, { wsUrl = signalingUrl() } = {}) {
   function signOut() {
     calls.endEverything();
     session.signOut();
-    store.update({ me: null, users: [], connection: 'signed-out', call: null, photos: [], photoStatus: null, newPhoto: null, chat: { channel: 'none', entries: [] } });
+    store.update({ me: null, uploadToken: null, users: [], connection: 'signed-out', call: null, photos: [], photoStatus: null, newPhoto: null, chat: { channel: 'none', entries: [] } });
   }
 
   const actions = {
@@ -179,6 +180,7 @@ export function createApp(doc, { wsUrl = signalingUrl() } = {}) {
     const wasIn = store.get().me !== null;
     store.update({
       me: null,
+      uploadToken: null,
       users: [],
       connection: 'signed-out',
       serverRestarting: false,

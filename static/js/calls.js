@@ -600,7 +600,8 @@ export function createCallController({ store, send, snapshotSource }) {
       setPhotoStatus('delivered', 1, `Delivered to ${peer} ✓ · saving a copy on the server…`);
       setTile(tile.key, `Delivered to ${peer} ✓`, 'delivered');
       try {
-        await uploadPhotoCopy({ ...photo, blob: photo.blob, from: store.get().me || '', to: peer });
+        const { me, uploadToken } = store.get();
+        await uploadPhotoCopy({ ...photo, blob: photo.blob, from: me || '', to: peer, uploadToken });
         ifCurrent(() => {
           setPhotoStatus('saved', 1, `Delivered to ${peer} ✓ · copy saved on the server ✓`);
           setTile(tile.key, `Delivered to ${peer} ✓ · server copy ✓`, 'saved');

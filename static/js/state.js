@@ -71,6 +71,7 @@
  * @property {ConnectionStatus} connection
  * @property {boolean} serverRestarting  the last drop was the server going away
  * @property {string | null} me
+ * @property {string | null} uploadToken  the login reply's, for photo copies (POST /api/photos)
  * @property {string} botName
  * @property {string[]} users  others online (the bot among them)
  * @property {RTCConfiguration} rtcConfig
@@ -107,6 +108,7 @@ export function initialState() {
     connection: 'signed-out',
     serverRestarting: false,
     me: null,
+    uploadToken: null,
     botName: 'bot',
     users: [],
     rtcConfig: { iceServers: [] },

@@ -6,10 +6,11 @@ candidates are 127.0.0.1 only::
 
     unshare -n sh -c 'ip link set lo up && .venv/bin/python -m pytest tests/browser -q'
 
-One Chromium per test module (starting one costs about 2 s): every module
-here runs its tests on the module's event loop (``pytestmark = BROWSER_LOOP``
-from tests/support/browser.py), and
-each test opens its own browser contexts (own storage, permissions and
+One Chromium per test module (starting one costs about 2 s): the tests in
+this folder run on their module's event loop (the hook below), where the
+module's Chromium lives; fixtures of their own that hold loop-bound objects
+need ``@pytest_asyncio.fixture(loop_scope="module")``, as the ones here have.
+Each test opens its own browser contexts (own storage, permissions and
 pages), closed when it ends.
 
 Screenshots go to test-artifacts/browser/ (gitignored).
@@ -28,6 +29,15 @@ import pytest_asyncio
 from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, LAN_ADDRESS, SIZES, SLOW
 from tests.support.server import RunningServer, running_server, test_config
 from webapp.config import BotConfig
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    module_loop = pytest.mark.asyncio(loop_scope="module")
+    for item in items:
+        if here in Path(item.path).resolve().parents:
+            # First, so it is the closest asyncio mark (auto mode adds one).
+            item.add_marker(module_loop, append=False)
+
 
 def _only_loopback() -> bool:
     # /sys/class/net shows the namespace sysfs was mounted in, not ours.

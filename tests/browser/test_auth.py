@@ -6,11 +6,8 @@ from playwright.async_api import expect
 
 from webapp.config import BotConfig, SecurityConfig
 from webapp.auth import mint_token
-from tests.support.browser import BROWSER_LOOP, SLOW, log_in, wait_video_playing
+from tests.support.browser import SLOW, log_in, wait_video_playing
 from tests.support.server import running_server, test_config
-
-pytestmark = BROWSER_LOOP
-
 
 SECRET = "browser-test-secret"
 

@@ -11,7 +11,6 @@ import re
 from playwright.async_api import expect
 
 from tests.support.browser import (
-    BROWSER_LOOP,
     SLOW,
     ChattyBot,
     assert_no_overflow,
@@ -21,9 +20,6 @@ from tests.support.browser import (
 )
 from tests.support.server import running_server, test_config
 from webapp.keys import BOT
-
-pytestmark = BROWSER_LOOP
-
 
 async def _box(page, selector):
     box = await page.locator(selector).bounding_box()

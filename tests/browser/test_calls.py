@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.support.browser import BROWSER_LOOP, SLOW, log_in, screenshot, wait_video_playing
-
-pytestmark = BROWSER_LOOP
-
+from tests.support.browser import SLOW, log_in, screenshot, wait_video_playing
 
 async def test_login_shows_bot_first_and_presence_is_live(open_page):
     alice = await open_page()

@@ -7,10 +7,9 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from peer.config import IceConfig
-from tests.support.browser import BROWSER_LOOP, SLOW, assert_no_overflow, log_in, screenshot
+from tests.support.browser import SLOW, assert_no_overflow, log_in, screenshot
 from tests.support.server import running_server, test_config
 
-pytestmark = BROWSER_LOOP
 
 #: Nothing answers on the discard port of loopback.
 DEAD_STUN = "stun:127.0.0.1:9"

@@ -9,12 +9,11 @@ import json
 import numpy as np
 from playwright.async_api import expect
 
-from tests.support.browser import BROWSER_LOOP, SLOW, assert_no_overflow, call_bot, log_in, screenshot
+from tests.support.browser import SLOW, assert_no_overflow, call_bot, log_in, screenshot
 from tests.support.server import running_server, test_config
 from tests.support.wait import eventually
 from webapp.keys import BOT, CONFIG
 
-pytestmark = BROWSER_LOOP
 
 #: RMS (full scale 1.0) below which 100 ms of audio counts as silence.
 SILENT = 1e-3

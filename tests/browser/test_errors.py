@@ -6,11 +6,8 @@ from dataclasses import replace
 
 from playwright.async_api import expect
 
-from tests.support.browser import BROWSER_LOOP, SLOW, log_in, screenshot
+from tests.support.browser import SLOW, log_in, screenshot
 from tests.support.server import Client, running_server, test_config
-
-pytestmark = BROWSER_LOOP
-
 
 async def test_username_taken_and_invalid(open_page):
     first = await open_page()

@@ -12,7 +12,6 @@ from playwright.async_api import expect
 
 from media.storage import new_call_id
 from tests.support.browser import (
-    BROWSER_LOOP,
     SLOW,
     assert_no_overflow,
     log_in,
@@ -22,7 +21,6 @@ from tests.support.browser import (
 from tests.support.caller import Caller
 from tests.support.server import Client, running_server, test_config
 
-pytestmark = BROWSER_LOOP
 
 PEOPLE = ["ann"] * 14 + ["ben"] * 10 + ["cat"] * 6
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.support.browser import BROWSER_LOOP, assert_no_overflow, log_in, screenshot
+from tests.support.browser import assert_no_overflow, log_in, screenshot
 
-pytestmark = BROWSER_LOOP
 
 #: Watches the page's use of the real browser APIs (it still calls them):
 #: every AudioContext it makes and the oscillators it starts, and every

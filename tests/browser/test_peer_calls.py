@@ -9,11 +9,8 @@ import re
 from playwright.async_api import expect
 
 from webapp.keys import CONFIG
-from tests.support.browser import BROWSER_LOOP, SLOW, log_in, screenshot, wait_video_playing
+from tests.support.browser import SLOW, log_in, screenshot, wait_video_playing
 from tests.support.wait import eventually
-
-pytestmark = BROWSER_LOOP
-
 
 #: The sender's status once the peer confirmed (with a server copy or not).
 _DELIVERED = re.compile(r"^(delivered|saved|copy-failed)$")

@@ -13,12 +13,9 @@ import time
 
 from playwright.async_api import expect
 
-from tests.support.browser import BROWSER_LOOP, SLOW, assert_no_overflow, call_bot, log_in, screenshot
+from tests.support.browser import SLOW, assert_no_overflow, call_bot, log_in, screenshot
 from tests.support.process import ServerProcess
 from tests.support.wait import eventually
-
-pytestmark = BROWSER_LOOP
-
 
 async def test_server_restart_reconnects_and_says_once_that_the_call_ended(open_page, size, tmp_path):
     data = tmp_path / "data"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from tests.support.browser import (
-    BROWSER_LOOP,
     SLOW,
     ChattyBot,
     assert_buttons_readable,
@@ -20,9 +19,6 @@ from tests.support.browser import (
     screenshot,
 )
 from tests.support.server import running_server, test_config
-
-pytestmark = BROWSER_LOOP
-
 
 async def _check(page, where: str, size: str, *, focus: bool = False) -> None:
     """The checks on one screen, in both themes, with a screenshot of each."""

@@ -14,11 +14,8 @@ import ssl
 
 from playwright.async_api import expect
 
-from tests.support.browser import BROWSER_LOOP, assert_no_overflow, call_bot, log_in, screenshot
+from tests.support.browser import assert_no_overflow, call_bot, log_in, screenshot
 from tests.support.process import ServerProcess
-
-pytestmark = BROWSER_LOOP
-
 
 def _port(server: ServerProcess) -> int:
     return int(server.url.rsplit(":", 1)[1])

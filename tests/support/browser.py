@@ -9,13 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from peer.api import Bot, Call
-
-#: Every browser test module says ``pytestmark = BROWSER_LOOP``: its tests
-#: run on the module's event loop, where the module's Chromium lives.
-BROWSER_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 CHROMIUM = os.environ.get("CALLBOT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
