@@ -158,15 +158,14 @@ export function createSession({ signaling, onMessage, onStatus, backoff = DEFAUL
       return;
     }
     if (resume && Date.now() - droppedAt < resume.graceMs) {
-      const token = resume.token;
-      resume = null; // one try: a refused token is not offered again
       let reply;
       try {
-        reply = await signaling.login(name, { resume: token });
+        reply = await signaling.login(name, { resume: resume.token });
       } catch {
-        schedule();
+        schedule(); // no answer: the token is still good for the next try
         return;
       }
+      resume = null; // answered: a token works once, a refused one never
       if (reply.success) {
         remember(reply);
         attempt = 0;
