@@ -48,6 +48,11 @@ import { AppError } from './errors.js';
 
 /** @type {Backoff} */
 export const DEFAULT_BACKOFF = Object.freeze({ firstMs: 500, maxMs: 8000, jitter: 0.2 });
+/**
+ * Close code for a socket the page gives up on while reconnecting (it
+ * answered nothing): not 1000, which tells the server the user left.
+ */
+const CLOSE_RETRY = 4000;
 /** Messages kept for the server while reconnecting. */
 const OUTBOX_LIMIT = 256;
 /**
@@ -162,7 +167,9 @@ export function createSession({ signaling, onMessage, onStatus, backoff = DEFAUL
       try {
         reply = await signaling.login(name, { resume: resume.token });
       } catch {
-        schedule(); // no answer: the token is still good for the next try
+        // No answer: a fresh socket next time; the token is still good.
+        signaling.close(CLOSE_RETRY, 'no answer');
+        schedule();
         return;
       }
       resume = null; // answered: a token works once, a refused one never
@@ -185,6 +192,7 @@ export function createSession({ signaling, onMessage, onStatus, backoff = DEFAUL
     try {
       reply = await signaling.login(name);
     } catch {
+      signaling.close(CLOSE_RETRY, 'no answer');
       schedule();
       return;
     }

@@ -16,7 +16,7 @@ import { AppError } from './errors.js';
  * @property {(handler: (message: Message) => void) => () => void} onMessage
  * @property {(handler: (info: {code: number, reason: string}) => void) => () => void} onDisconnect
  * @property {() => boolean} isOpen
- * @property {() => void} close
+ * @property {(code?: number, reason?: string) => void} close  1000 (the default) means leaving for good
  */
 
 /**
@@ -161,6 +161,6 @@ export function createSignaling(url, { loginTimeoutMs = 10000, connectTimeoutMs 
     onMessage,
     onDisconnect,
     isOpen: () => Boolean(socket && socket.readyState === WebSocket.OPEN),
-    close: () => socket?.close(1000, 'bye'),
+    close: (code = 1000, reason = 'bye') => socket?.close(code, reason),
   };
 }

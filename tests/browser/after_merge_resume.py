@@ -29,9 +29,9 @@ class Switch:
         self.open: list = []
         self.refusing = False
 
-    def route(self, ws) -> None:
+    async def route(self, ws) -> None:
         if self.refusing:
-            ws.close(code=4001, reason="refused by the test")
+            await ws.close(code=4001, reason="refused by the test")
             return
         server = ws.connect_to_server()
         self.open.append((ws, server))
