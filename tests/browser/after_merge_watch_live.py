@@ -9,6 +9,7 @@ session on the server.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from playwright.async_api import expect
@@ -20,6 +21,11 @@ from tests.support.wait import eventually
 from webapp.keys import VIEWERS
 
 
+
+async def _drain(client: Client) -> None:
+    while True:
+        await client.ws.receive()
+
 async def test_watch_a_call_in_progress(open_page, size, tmp_path):
     async with running_server(test_config(tmp_path)) as srv:
         page = await open_page(srv.url, size=size)
@@ -28,10 +34,14 @@ async def test_watch_a_call_in_progress(open_page, size, tmp_path):
 
         client = await Client.connect(srv.ws_url)
         caller = None
+        reading = None
         try:
             await client.login(f"ned-{size}")
             caller = Caller(client)
             await caller.call()
+            # Keep reading its socket: aiohttp answers the server's pings only
+            # while someone receives (else the server drops it after 1.5 beats).
+            reading = asyncio.ensure_future(_drain(client))
             live = page.locator('.call-card[data-status="in-progress"]')
             await expect(live).to_have_count(1, timeout=SLOW)
             await live.locator("[data-action=watch-live]").click()
@@ -47,6 +57,8 @@ async def test_watch_a_call_in_progress(open_page, size, tmp_path):
             await page.click("#viewer-close")
             await eventually(lambda: not srv.app[VIEWERS].viewers, SLOW / 1000)
         finally:
+            if reading is not None:
+                reading.cancel()
             if caller is not None:
                 # Its signaling may already be gone (the call then ends anyway).
                 with contextlib.suppress(ConnectionError):

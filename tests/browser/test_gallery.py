@@ -4,6 +4,7 @@ downloads of recordings and photos, and the frames of a call in one row."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import contextlib
 import json
@@ -53,6 +54,11 @@ async def _open_gallery(open_page, url, size, name):
     await page.click("#tab-gallery")
     return page
 
+
+
+async def _drain(client: Client) -> None:
+    while True:
+        await client.ws.receive()
 
 async def test_filters_pages_and_downloads(open_page, size, tmp_path):
     config = test_config(tmp_path)
@@ -131,10 +137,14 @@ async def test_a_call_in_progress_is_live_and_the_list_refreshes_itself(open_pag
 
         client = await Client.connect(srv.ws_url)
         caller = None
+        reading = None
         try:
             await client.login(f"live-{size}")
             caller = Caller(client)
             await caller.call()
+            # Keep reading its socket: aiohttp answers the server's pings only
+            # while someone receives (else the server drops it after 1.5 beats).
+            reading = asyncio.ensure_future(_drain(client))
             # Shows up without a click, in plain words.
             live = page.locator('.call-card[data-status="in-progress"]')
             await expect(live).to_have_count(1, timeout=SLOW)
@@ -153,6 +163,8 @@ async def test_a_call_in_progress_is_live_and_the_list_refreshes_itself(open_pag
             await assert_no_overflow(page, "gallery with a live call")
             await screenshot(page, f"63-gallery-live-{size}")
         finally:
+            if reading is not None:
+                reading.cancel()
             if caller is not None:
                 # Its signaling may already be gone (the call then ends anyway).
                 with contextlib.suppress(ConnectionError):
@@ -163,6 +175,6 @@ async def test_a_call_in_progress_is_live_and_the_list_refreshes_itself(open_pag
         done = cards.first
         await expect(done).to_have_attribute("data-status", "complete", timeout=SLOW)
         await expect(done.locator(".call-card-caller")).to_have_text(f"live-{size} with the bot")
-        await expect(done.locator(".call-card-facts")).to_contain_text(re.compile(r"^0:0\d · 0 photos"))
+        await expect(done.locator(".call-card-facts")).to_contain_text(re.compile(r"^0:\d\d · 0 photos · \d+ frames · recording"))
         await expect(done.locator("[data-action=delete]")).to_have_count(1)
         await expect(cards).to_have_count(2)

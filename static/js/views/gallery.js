@@ -25,8 +25,13 @@ import { watchLive } from '../live.js';
 
 /** Cards per page. */
 export const PAGE_SIZE = 12;
-/** Seconds between refreshes while the gallery is open. */
-const REFRESH_MS = 5000;
+/**
+ * Milliseconds between refreshes while the gallery is open: often while a
+ * call is going on (its card changes), seldom otherwise (the list grows
+ * with every sampled frame of every call, see the README).
+ */
+const REFRESH_LIVE_MS = 5000;
+const REFRESH_IDLE_MS = 15000;
 
 /** @type {Record<string, string>} */
 const STATUS_WORDS = {
@@ -112,8 +117,9 @@ export function createGalleryView({ store, el, doc = document }) {
   const deleteButton = /** @type {HTMLButtonElement} */ (el['confirm-delete-button']);
   /** @type {Map<string, {signature: string, node: HTMLElement}>} */
   const cards = new Map();
-  /** @type {ReturnType<typeof setInterval> | undefined} */
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let poller;
+  let polling = false;
   /** @type {import('../live.js').LiveView | null} */
   let live = null;
   /** @type {CallSummary | null} */
@@ -148,19 +154,22 @@ export function createGalleryView({ store, el, doc = document }) {
     }
   }
 
-  function startPolling() {
-    clearInterval(poller);
-    poller = setInterval(() => {
-      if (doc.visibilityState === 'visible') void refresh({ quiet: true });
-    }, REFRESH_MS);
+  function schedulePoll() {
+    clearTimeout(poller);
+    if (!polling) return;
+    const live = (store.get().gallery.calls || []).some((c) => c.status === 'in-progress');
+    poller = setTimeout(async () => {
+      if (doc.visibilityState === 'visible') await refresh({ quiet: true });
+      schedulePoll();
+    }, live ? REFRESH_LIVE_MS : REFRESH_IDLE_MS);
   }
 
   watch(store, (s) => s.tab === 'gallery', (open) => {
+    polling = open;
     if (open) {
-      void refresh();
-      startPolling();
+      void refresh().then(schedulePoll);
     } else {
-      clearInterval(poller);
+      clearTimeout(poller);
     }
   });
   // A call that just ended shows up with its final facts.
