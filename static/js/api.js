@@ -94,6 +94,8 @@ export async function fetchRtcConfig() {
  */
 export async function fetchCalls() {
   const response = await request('/api/calls', { headers: { accept: 'application/json' } });
+  // 403: without token auth the server shows calls to its own computer only.
+  if (response.status === 401 || response.status === 403) throw new AppError('gallery-private', `HTTP ${response.status}`);
   if (!response.ok) throw new AppError('gallery-unavailable', `HTTP ${response.status}`);
   const body = await response.json();
   return Array.isArray(body.calls) ? body.calls : [];

@@ -64,6 +64,9 @@ const MESSAGES = Object.freeze({
   'upload-unavailable': () => 'The server doesn’t keep photo copies yet.',
   // Gallery, live view, connection test
   'gallery-unavailable': () => 'The server doesn’t offer a gallery of calls.',
+  'gallery-private': () =>
+    'Calls are private: this server shows them only on its own computer, or to a signed-in link. '
+    + 'Ask whoever runs it for a link with a token.',
   'no-such-call': () => 'That call is not in the gallery any more.',
   'delete-unavailable': () => 'This server doesn’t allow deleting calls.',
   'call-in-progress': () => 'The call is still going on; it can be deleted once it has ended.',
