@@ -127,32 +127,49 @@ async def test_filters_pages_and_downloads(open_page, size, tmp_path):
         await screenshot(page, f"62-gallery-viewer-{size}")
 
 
+class LiveCaller:
+    """An aiortc caller in a call with the bot, its socket kept read (aiohttp
+    answers the server's pings only while someone receives)."""
+
+    def __init__(self, client: Client, caller: Caller) -> None:
+        self.client, self.caller = client, caller
+        self.reading = asyncio.ensure_future(_drain(client))
+
+    @classmethod
+    async def start(cls, srv, name: str) -> "LiveCaller":
+        client = await Client.connect(srv.ws_url)
+        try:
+            await client.login(name)
+            caller = Caller(client)
+            await caller.call()
+        except BaseException:
+            await client.close()
+            raise
+        return cls(client, caller)
+
+    async def hangup(self) -> None:
+        self.reading.cancel()
+        # Its signaling may already be gone (the call then ends anyway).
+        with contextlib.suppress(ConnectionError):
+            await self.caller.hangup()
+        await self.client.close()
+
+
 async def test_a_call_in_progress_is_live_and_the_list_refreshes_itself(open_page, size, tmp_path):
     config = test_config(tmp_path)
     _make_call(config.calls_dir, "ann", 1)
     async with running_server(config) as srv:
-        page = await _open_gallery(open_page, srv.url, size, f"zoe-{size}")
-        cards = page.locator(".call-card")
-        await expect(cards).to_have_count(1)
-
-        client = await Client.connect(srv.ws_url)
-        caller = None
-        reading = None
+        callers = [await LiveCaller.start(srv, f"live-{size}")]
         try:
-            await client.login(f"live-{size}")
-            caller = Caller(client)
-            await caller.call()
-            # Keep reading its socket: aiohttp answers the server's pings only
-            # while someone receives (else the server drops it after 1.5 beats).
-            reading = asyncio.ensure_future(_drain(client))
-            # Shows up without a click, in plain words.
+            page = await _open_gallery(open_page, srv.url, size, f"zoe-{size}")
+            cards = page.locator(".call-card")
             live = page.locator('.call-card[data-status="in-progress"]')
-            await expect(live).to_have_count(1, timeout=SLOW)
+            await expect(live).to_have_count(1)
+            # In plain words, not "0:00 · no recording" under a raw status.
             await expect(live.locator(".badge")).to_have_text("Live now")
-            await expect(live.locator(".call-card-facts")).to_contain_text("in progress")
-            await expect(live).not_to_contain_text("0:00")
-            await expect(live).not_to_contain_text("in-progress")
-            await expect(live).not_to_contain_text("no recording")
+            await expect(live.locator(".call-card-facts")).to_have_text(re.compile(r"^in progress( · recording)?$"))
+            for raw in ("in-progress", "0:00", "no recording", "No picture"):
+                await expect(live).not_to_contain_text(raw)
             # A call going on cannot be deleted, nor downloaded half-written;
             # "Watch live" is there exactly when the server offers WHEP for it.
             await expect(live.locator("[data-action=delete]")).to_have_count(0)
@@ -160,21 +177,21 @@ async def test_a_call_in_progress_is_live_and_the_list_refreshes_itself(open_pag
             async with aiohttp.ClientSession() as http, http.get(f"{srv.url}/api/calls") as response:
                 summary = next(c for c in (await response.json())["calls"] if c["status"] == "in-progress")
             await expect(live.locator("[data-action=watch-live]")).to_have_count(1 if summary.get("whep") else 0)
-            await assert_no_overflow(page, "gallery with a live call")
+
+            # Another call starts: it shows up without a click.
+            callers.append(await LiveCaller.start(srv, f"more-{size}"))
+            await expect(live).to_have_count(2, timeout=SLOW)
+            await expect(cards).to_have_count(3)
+            await assert_no_overflow(page, "gallery with live calls")
             await screenshot(page, f"63-gallery-live-{size}")
         finally:
-            if reading is not None:
-                reading.cancel()
-            if caller is not None:
-                # Its signaling may already be gone (the call then ends anyway).
-                with contextlib.suppress(ConnectionError):
-                    await caller.hangup()
-            await client.close()
+            for caller in callers:
+                await caller.hangup()
 
-        # Once it ends, its card turns into a finished call by itself.
-        done = cards.first
-        await expect(done).to_have_attribute("data-status", "complete", timeout=SLOW)
-        await expect(done.locator(".call-card-caller")).to_have_text(f"live-{size} with the bot")
+        # Once they end, their cards turn into finished calls by themselves.
+        await expect(live).to_have_count(0, timeout=SLOW)
+        done = page.locator(f'.call-card:has-text("live-{size} with the bot")')
+        await expect(done).to_have_attribute("data-status", "complete")
         await expect(done.locator(".call-card-facts")).to_contain_text(re.compile(r"^0:\d\d · 0 photos · \d+ frames · recording"))
         await expect(done.locator("[data-action=delete]")).to_have_count(1)
-        await expect(cards).to_have_count(2)
+        await expect(cards).to_have_count(3)
