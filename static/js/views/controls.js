@@ -57,7 +57,6 @@ export function createControlsView({ store, el, actions, doc = document }) {
   doc.addEventListener('fullscreenchange', () => {
     const on = doc.fullscreenElement === el.stage;
     setText(el['fullscreen-button'], on ? 'Exit fullscreen' : 'Fullscreen');
-    el['fullscreen-button'].setAttribute('aria-pressed', String(on));
   });
 
   watch(store, (s) => s.call, (call) => {
@@ -74,11 +73,11 @@ export function createControlsView({ store, el, actions, doc = document }) {
     const media = call.localStream !== null;
     el['mic-button'].toggleAttribute('disabled', !media);
     el['camera-button'].toggleAttribute('disabled', !media);
+    // The label says what a press does (no aria-pressed on top of it, which
+    // would read "Unmute, pressed"); the colour says something is off.
     setText(el['mic-button'], call.micOn ? 'Mute' : 'Unmute');
-    el['mic-button'].setAttribute('aria-pressed', String(!call.micOn));
     el['mic-button'].dataset.on = String(call.micOn);
     setText(el['camera-button'], call.camOn ? 'Camera off' : 'Camera on');
-    el['camera-button'].setAttribute('aria-pressed', String(!call.camOn));
     el['camera-button'].dataset.on = String(call.camOn);
     snapshotButton.disabled = !(call.phase === 'connected' && call.photosReady && call.camOn && !call.snapshotBusy);
   });
