@@ -40,6 +40,8 @@ import { isLive } from './state.js';
 
 /** Chat lines kept on the page. */
 const CHAT_LIMIT = 200;
+/** Longest chat line shown (a bot may send up to 256 KiB in one message). */
+const CHAT_CHARS = 4000;
 /** The label of the bot's message channel (peer/channels.py DEFAULT_LABEL). */
 const CHAT_LABEL = 'chat';
 
@@ -651,7 +653,7 @@ export function createCallController({ store, send, snapshotSource }) {
   function onChatMessage(owner, data) {
     if (current !== owner) return;
     const text = typeof data === 'string' ? data : `(binary message, ${formatBytes(data.byteLength)})`;
-    addChat('peer', text);
+    addChat('peer', text.length > CHAT_CHARS ? `${text.slice(0, CHAT_CHARS)}…` : text);
   }
 
   /**

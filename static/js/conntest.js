@@ -281,4 +281,4 @@ export function describeReport(report) {
 }
 
 /** @type {Record<string, string>} */
-const TYPE_NAMES = { host: 'local address', srflx: 'public address via STUN', relay: 'TURN relay' };
+const TYPE_NAMES = Object.freeze({ host: 'local address', srflx: 'public address via STUN', relay: 'TURN relay' });

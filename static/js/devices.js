@@ -16,7 +16,7 @@ import { AppError } from './errors.js';
  * @property {DeviceOption[]} video
  */
 
-const VIDEO_IDEAL = { width: { ideal: 1280 }, height: { ideal: 720 } };
+const VIDEO_IDEAL = Object.freeze({ width: Object.freeze({ ideal: 1280 }), height: Object.freeze({ ideal: 720 }) });
 
 /** @throws {AppError} when the page cannot use media at all */
 function requireMedia() {

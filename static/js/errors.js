@@ -81,7 +81,7 @@ const MESSAGES = Object.freeze({
  * Call endings that are a normal part of calling, shown as information
  * rather than as errors.
  */
-const NORMAL_ENDINGS = new Set([
+const NORMAL_ENDINGS = Object.freeze([
   'hung-up', 'hung-up-here', 'declined', 'no-answer', 'busy', 'bot-hangup', 'call-lost', 'server-restart',
 ]);
 
@@ -91,7 +91,7 @@ const NORMAL_ENDINGS = new Set([
  * @returns {'info' | 'error'}
  */
 export function endingKind(reason) {
-  return NORMAL_ENDINGS.has(reason) ? 'info' : 'error';
+  return NORMAL_ENDINGS.includes(reason) ? 'info' : 'error';
 }
 
 /**

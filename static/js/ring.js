@@ -11,7 +11,7 @@
  * @property {() => boolean} ringing
  */
 
-const TONES = [440, 480];
+const TONES = Object.freeze([440, 480]);
 const ON_S = 1.0;
 const PERIOD_S = 3.0;
 const VOLUME = 0.12;

@@ -9,9 +9,9 @@ import { clear, h, setText, show } from '../dom.js';
 import { describeError, errorCode } from '../errors.js';
 
 /** @type {Record<string, string>} */
-const MARKS = { ok: '✓', warn: '!', bad: '✕', info: 'i' };
+const MARKS = Object.freeze({ ok: '✓', warn: '!', bad: '✕', info: 'i' });
 /** @type {Record<string, string>} */
-const LEVEL_NAMES = { ok: 'Works', warn: 'Warning', bad: 'Problem', info: 'Note' };
+const LEVEL_NAMES = Object.freeze({ ok: 'Works', warn: 'Warning', bad: 'Problem', info: 'Note' });
 
 /**
  * @param {object} options

@@ -34,11 +34,11 @@ const REFRESH_LIVE_MS = 5000;
 const REFRESH_IDLE_MS = 15000;
 
 /** @type {Record<string, string>} */
-const STATUS_WORDS = {
+const STATUS_WORDS = Object.freeze({
   'in-progress': 'Live now',
   interrupted: 'Interrupted',
   failed: 'Failed',
-};
+});
 
 /**
  * The calls that match the filters, newest first as the server lists them.
@@ -80,7 +80,7 @@ function saveName(call, what, file) {
 }
 
 /** @type {Record<string, string>} */
-const PATH_NAMES = { host: 'direct', srflx: 'through NAT', prflx: 'through NAT', relay: 'through a TURN relay' };
+const PATH_NAMES = Object.freeze({ host: 'direct', srflx: 'through NAT', prflx: 'through NAT', relay: 'through a TURN relay' });
 
 /**
  * "Connected direct over udp · round trip 12 ms · 0 packets lost · 1450 kb/s",
