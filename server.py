@@ -44,6 +44,11 @@ async def serve(config: Config, app: web.Application) -> None:
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.security.cert, config.security.key)
+    elif config.security.self_signed:
+        from webapp.tls import self_signed_context
+
+        ssl_context, fingerprint = self_signed_context(config.data_dir / "tls", config.host)
+        print(f"self-signed certificate, SHA-256 {fingerprint}", file=sys.stderr, flush=True)
     _, port = await start_site(runner, config, config.host, config.port, ssl_context)
     host = config.host
     shown = f"[{host}]" if ":" in host else host

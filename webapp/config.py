@@ -77,6 +77,8 @@ class SecurityConfig:
     allowed_origins: tuple[str, ...] = ()
     cert: str | None = None
     key: str | None = None
+    #: Serve https with a certificate the server makes (webapp/tls.py).
+    self_signed: bool = False
     #: TURN with coturn's use-auth-secret: short-lived credentials per client.
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
@@ -97,6 +99,8 @@ class SecurityConfig:
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise ValueError("--cert and --key go together")
+        if self.self_signed and self.cert is not None:
+            raise ValueError("--self-signed or --cert/--key, not both")
         if self.turn_urls and not self.turn_secret:
             raise ValueError("--turn-url needs --turn-secret")
         if self.turn_secret and not self.auth_enabled and not self.allow_open_turn:

@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="origin allowed to open the WebSocket (repeatable; default: the server's own)")
     s.add_argument("--cert", default=None, help="TLS certificate (PEM): serve https and wss")
     s.add_argument("--key", default=None, help="TLS private key (PEM)")
+    s.add_argument("--self-signed", action="store_true", default=False,
+                   help="serve https with a certificate made on first use and kept in DATA_DIR/tls "
+                        "(for trying the page from another device on a LAN; browsers warn about it)")
     s.add_argument("--turn-url", action="append", default=[], metavar="URL",
                    help="TURN server using coturn's use-auth-secret (repeatable)")
     s.add_argument("--bot-turn-url", action="append", default=[], metavar="URL",
@@ -288,6 +291,7 @@ def _config(a: argparse.Namespace) -> Config:
             allowed_origins=tuple(o.rstrip("/") for o in a.allowed_origin),
             cert=a.cert or None,
             key=a.key or None,
+            self_signed=bool(a.self_signed),
             turn_urls=tuple(a.turn_url),
             turn_secret=a.turn_secret or None,
             bot_turn_urls=tuple(a.bot_turn_url),

@@ -1,16 +1,18 @@
 /**
- * One call: an RTCPeerConnection, trickle ICE over signaling, and the
- * `photos` data channel. The caller creates the channel, so it is negotiated
- * in the offer and both sides (the bot or another browser) receive it.
+ * One call: an RTCPeerConnection, trickle ICE over signaling, and its data
+ * channels. The caller creates the channels (`photos`, and `chat` in a call
+ * with the bot), so they are negotiated in the offer; channels the other
+ * side opens arrive through `onChannel` too.
  */
 
 import { AppError } from './errors.js';
 
 /**
- * @typedef {'connecting' | 'connected' | 'failed' | 'ended'} CallState
+ * @typedef {'ringing' | 'connecting' | 'connected' | 'failed' | 'ended'} CallState
+ *   ringing: the caller waits for an answer
  *
  * @typedef {object} CallEvents
- * @property {(state: CallState, info: {reason?: string, label: string}) => void} [onState]
+ * @property {(state: CallState, info: {reason?: string}) => void} [onState]
  * @property {(stream: MediaStream) => void} [onRemoteStream]
  * @property {(channel: RTCDataChannel) => void} [onChannel]
  *
@@ -19,15 +21,18 @@ import { AppError } from './errors.js';
  * @property {'caller' | 'callee'} role
  * @property {RTCPeerConnection} pc
  * @property {() => CallState} state
+ * @property {() => boolean} answered  the remote description is set
  * @property {() => Promise<void>} start  caller: create and send the offer
  * @property {(offer: RTCSessionDescriptionInit) => Promise<void>} accept  callee: answer an offer
  * @property {(answer: RTCSessionDescriptionInit) => Promise<void>} handleAnswer
  * @property {(candidate: RTCIceCandidateInit | null) => Promise<void>} addRemoteCandidate
+ * @property {(kind: 'audio' | 'video', track: MediaStreamTrack | null) => Promise<void>} replaceTrack
+ *   what this side sends; null sends nothing (no packets at all)
  * @property {(reason?: string, options?: {notify?: boolean}) => void} hangup
  * @property {(reason: string) => void} fail
  */
 
-/** Seconds a caller waits for an answer before giving up. */
+/** Milliseconds a caller waits for an answer before giving up. */
 const ANSWER_TIMEOUT_MS = 45000;
 
 /**
@@ -40,10 +45,11 @@ const ANSWER_TIMEOUT_MS = 45000;
  * @param {MediaStream} options.localStream
  * @param {RTCConfiguration} options.rtcConfig
  * @param {(message: object) => void} options.send  sends one signaling message
+ * @param {string[]} [options.channels]  labels the caller opens (default `photos`)
  * @param {CallEvents} [options.events]
  * @returns {Call}
  */
-export function createCall({ peer, role, localStream, rtcConfig, send, events = {} }) {
+export function createCall({ peer, role, localStream, rtcConfig, send, channels = ['photos'], events = {} }) {
   const pc = new RTCPeerConnection(rtcConfig);
   /** @type {CallState} */
   let state = 'connecting';
@@ -52,8 +58,10 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
   let remoteDescriptionSet = false;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let answerTimer;
+  /** @type {Record<string, RTCRtpSender>} */
+  const senders = {};
 
-  for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
+  for (const track of localStream.getTracks()) senders[track.kind] = pc.addTrack(track, localStream);
 
   // Trickle ICE (RFC 8838): each candidate goes out as soon as it is found;
   // null marks the end of gathering.
@@ -71,18 +79,17 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
     events.onRemoteStream?.(stream);
   });
 
-  pc.addEventListener('datachannel', (event) => {
-    if (event.channel.label === 'photos') events.onChannel?.(event.channel);
-  });
+  pc.addEventListener('datachannel', (event) => events.onChannel?.(event.channel));
 
   pc.addEventListener('connectionstatechange', () => {
     if (isOver()) return;
     switch (pc.connectionState) {
       case 'connected':
-        setState('connected', { label: 'Connected' });
+        setState('connected', {});
         break;
       case 'disconnected':
-        setState('connecting', { label: 'Reconnecting…' });
+        // ICE consent checks are failing; it may come back (RFC 7675).
+        setState('connecting', { reason: 'media-interrupted' });
         break;
       case 'failed':
         fail('ice-failed');
@@ -98,13 +105,14 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
 
   /**
    * @param {CallState} next
-   * @param {{reason?: string, label: string}} info
+   * @param {{reason?: string}} info
    */
   function setState(next, info) {
     state = next;
     events.onState?.(next, info);
   }
 
+  /** @param {object} message */
   function trySend(message) {
     try {
       send(message);
@@ -114,11 +122,10 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
   }
 
   async function start() {
-    setState('connecting', { label: `Calling ${peer}…` });
-    const channel = pc.createDataChannel('photos', { ordered: true });
-    events.onChannel?.(channel);
+    for (const label of channels) events.onChannel?.(pc.createDataChannel(label, { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
-    send({ type: 'offer', otherUsername: peer, offer: pc.localDescription.toJSON() });
+    send({ type: 'offer', otherUsername: peer, offer: pc.localDescription?.toJSON() });
+    if (!remoteDescriptionSet && !isOver()) setState('ringing', {});
     answerTimer = setTimeout(() => {
       if (!remoteDescriptionSet && !isOver()) {
         trySend({ type: 'close', otherUsername: peer });
@@ -127,18 +134,20 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
     }, ANSWER_TIMEOUT_MS);
   }
 
+  /** @param {RTCSessionDescriptionInit} offer */
   async function accept(offer) {
-    setState('connecting', { label: 'Connecting…' });
+    setState('connecting', {});
     await pc.setRemoteDescription(offer);
     await remoteDescriptionApplied();
     await pc.setLocalDescription(await pc.createAnswer());
-    send({ type: 'answer', otherUsername: peer, answer: pc.localDescription.toJSON() });
+    send({ type: 'answer', otherUsername: peer, answer: pc.localDescription?.toJSON() });
   }
 
+  /** @param {RTCSessionDescriptionInit} answer */
   async function handleAnswer(answer) {
-    if (isOver() || role !== 'caller') return;
+    if (isOver() || role !== 'caller' || remoteDescriptionSet) return;
     clearTimeout(answerTimer);
-    setState('connecting', { label: 'Connecting…' });
+    setState('connecting', {});
     await pc.setRemoteDescription(answer);
     await remoteDescriptionApplied();
   }
@@ -149,6 +158,7 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
     for (const candidate of pendingCandidates.splice(0)) await applyCandidate(candidate);
   }
 
+  /** @param {RTCIceCandidateInit | null} candidate */
   async function addRemoteCandidate(candidate) {
     if (isOver()) return;
     if (!remoteDescriptionSet) {
@@ -170,6 +180,18 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
     }
   }
 
+  /**
+   * @param {'audio' | 'video'} kind
+   * @param {MediaStreamTrack | null} track
+   */
+  async function replaceTrack(kind, track) {
+    const sender = senders[kind];
+    if (!sender) throw new AppError('no-sender');
+    // replaceTrack needs no renegotiation (W3C webrtc, section 5.2); with
+    // null the sender stops sending RTP for this kind until a track returns.
+    await sender.replaceTrack(track);
+  }
+
   function close() {
     clearTimeout(answerTimer);
     pc.close();
@@ -179,13 +201,14 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
     if (isOver()) return;
     if (notify) trySend({ type: 'close', otherUsername: peer });
     close();
-    setState('ended', { reason, label: 'Call ended' });
+    setState('ended', { reason });
   }
 
+  /** @param {string} reason */
   function fail(reason) {
     if (isOver()) return;
     close();
-    setState('failed', { reason, label: 'Call failed' });
+    setState('failed', { reason });
   }
 
   return {
@@ -193,31 +216,13 @@ export function createCall({ peer, role, localStream, rtcConfig, send, events = 
     role,
     pc,
     state: () => state,
+    answered: () => remoteDescriptionSet,
     start,
     accept,
     handleAnswer,
     addRemoteCandidate,
+    replaceTrack,
     hangup,
     fail,
   };
-}
-
-/**
- * The camera and microphone, with errors turned into AppError codes.
- * @returns {Promise<MediaStream>}
- */
-export async function openCameraAndMicrophone() {
-  if (!window.isSecureContext) throw new AppError('insecure-context');
-  if (!navigator.mediaDevices?.getUserMedia || typeof RTCPeerConnection === 'undefined') {
-    throw new AppError('no-webrtc');
-  }
-  try {
-    return await navigator.mediaDevices.getUserMedia({
-      audio: true,
-      video: { width: { ideal: 1280 }, height: { ideal: 720 } },
-    });
-  } catch (err) {
-    const name = err && typeof err === 'object' && 'name' in err ? String(err.name) : 'NotReadableError';
-    throw new AppError(name, String(err));
-  }
 }

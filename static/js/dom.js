@@ -30,7 +30,7 @@ export function h(tag, props = {}, ...children) {
       for (const [type, fn] of Object.entries(value)) node.addEventListener(type, fn);
     } else if (key === 'attrs') {
       for (const [name, v] of Object.entries(value)) node.setAttribute(name, String(v));
-    } else node[key] = value;
+    } else /** @type {any} */ (node)[key] = value;
   }
   append(node, ...children);
   return node;
@@ -68,7 +68,7 @@ export function byId(root, id) {
     ? /** @type {Document} */ (root).getElementById(id)
     : root.querySelector(`#${id}`);
   if (!node) throw new Error(`index.html has no #${id}`);
-  return node;
+  return /** @type {HTMLElement} */ (node);
 }
 
 /**
@@ -93,4 +93,35 @@ export function formatBytes(bytes) {
   if (bytes < 1000) return `${bytes} B`;
   if (bytes < 1e6) return `${(bytes / 1e3).toFixed(0)} kB`;
   return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/**
+ * Sets `node.textContent` only when it changes, so live regions announce
+ * changes and nothing else.
+ * @param {Node} node
+ * @param {string} text
+ */
+export function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * Shows or hides `node` (the `hidden` attribute).
+ * @param {HTMLElement} node
+ * @param {boolean} visible
+ */
+export function show(node, visible) {
+  if (node.hidden === visible) node.hidden = !visible;
+}
+
+/**
+ * "12 Mar 2026, 14:05" for an ISO time, in the person's locale.
+ * @param {string | null | undefined} iso
+ * @returns {string}
+ */
+export function formatTime(iso) {
+  if (!iso) return '';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }

@@ -1,7 +1,7 @@
 /**
  * Plain-language text for every error a person can meet on the page, keyed by
- * the server's stable error codes (callbot/signaling/protocol.py, the bot's
- * codes, photo-error codes) and by DOMException names from getUserMedia.
+ * the server's stable error codes (signaling/protocol.py, the bot's codes,
+ * photo-error codes) and by DOMException names from getUserMedia.
  */
 
 /** @type {Record<string, (ctx: {peer?: string, detail?: string}) => string>} */
@@ -14,6 +14,10 @@ const MESSAGES = Object.freeze({
   'server-unreachable': () =>
     'Can’t reach the server. Check that it is running and that you are online, then try again.',
   'connection-lost': () => 'The connection to the server was lost. Sign in again to continue.',
+  'call-lost': () => 'The call ended: the connection to the server was lost.',
+  'server-restart': () => 'The call ended: the server is restarting.',
+  'unavailable': () => 'The server can’t sign you in right now. Please try again in a moment.',
+  'not-authorized': () => 'This link signs in another name. Use the name your link was made for.',
   'timeout': () => 'The server did not answer in time. Please try again.',
   'user-offline': ({ peer }) => `${peer || 'That person'} is not online any more.`,
   'self-message': () => 'You can’t call yourself.',
@@ -22,7 +26,9 @@ const MESSAGES = Object.freeze({
   'hung-up': ({ peer }) => `${peer || 'The other side'} hung up.`,
   'no-answer': ({ peer }) => `${peer || 'They'} didn’t answer.`,
   'ice-failed': () =>
-    'The call could not connect: the network between you is blocking it.',
+    'The call could not connect: the network between you is blocking it. “Test my connection” shows what is blocked.',
+  'media-interrupted': () => 'The connection is unsteady; waiting for it to come back…',
+  'bot-hangup': ({ peer }) => `${peer || 'The bot'} ended the call.`,
   'already-in-call': () =>
     'You already have a call with the bot open (maybe in another tab). Hang up there first.',
   'too-many-calls': () => 'The bot is busy with other calls right now. Please try again shortly.',
@@ -42,9 +48,10 @@ const MESSAGES = Object.freeze({
     'Your camera or microphone is in use by another application. Close it and try again.',
   'OverconstrainedError': () => 'Your camera can’t provide a usable video format.',
   'insecure-context': () =>
-    'Calls need a secure page: open this site over https, or on localhost.',
+    'Your browser lets a page use the camera and microphone only over https (or as localhost on the '
+    + 'server’s own computer). Open this page with https:// instead: the server needs --self-signed or a certificate.',
   'no-webrtc': () => 'This browser does not support video calls.',
-  // Photos (callbot/media/photos_errors.py codes)
+  // Photos (photos/errors.py codes)
   'too-large': () => 'The photo is too large to send.',
   'too-many-photos': () => 'This call already has as many photos as it can keep.',
   'hash-mismatch': () => 'The photo was damaged on the way. Please send it again.',
@@ -55,7 +62,37 @@ const MESSAGES = Object.freeze({
   'no-channel': () => 'Photos can’t be sent in this call yet. Wait until it is connected.',
   'no-video': () => 'Your camera isn’t showing a picture yet.',
   'upload-unavailable': () => 'The server doesn’t keep photo copies yet.',
+  // Gallery, live view, connection test
+  'gallery-unavailable': () => 'The server doesn’t offer a gallery of calls.',
+  'gallery-private': () =>
+    'Calls are private: this server shows them only on its own computer, or to a signed-in link. '
+    + 'Ask whoever runs it for a link with a token.',
+  'no-such-call': () => 'That call is not in the gallery any more.',
+  'delete-unavailable': () => 'This server doesn’t allow deleting calls.',
+  'call-in-progress': () => 'The call is still going on; it can be deleted once it has ended.',
+  'not-allowed': () => 'You may not do that with this call.',
+  'server-error': () => 'The server ran into a problem. Please try again.',
+  'live-unavailable': () => 'This call can’t be watched live.',
+  'live-failed': () => 'The live view could not start. Please try again.',
+  'test-unavailable': () => 'This server has no connection test.',
 });
+
+/**
+ * Call endings that are a normal part of calling, shown as information
+ * rather than as errors.
+ */
+const NORMAL_ENDINGS = Object.freeze([
+  'hung-up', 'hung-up-here', 'declined', 'no-answer', 'busy', 'bot-hangup', 'call-lost', 'server-restart',
+]);
+
+/**
+ * Whether an ending is a normal one ("bob hung up") or a failure.
+ * @param {string} reason
+ * @returns {'info' | 'error'}
+ */
+export function endingKind(reason) {
+  return NORMAL_ENDINGS.includes(reason) ? 'info' : 'error';
+}
 
 /**
  * The sentence to show for an error code or DOMException name.

@@ -1,5 +1,5 @@
 /**
- * Photos over the `photos` data channel, both ways (callbot/media/photos_protocol.py):
+ * Photos over the `photos` data channel, both ways (photos/protocol.py):
  *
  *   -> {"type":"photo-begin","id","name","mime","size","sha256"}
  *   -> binary chunks, each at most pc.sctp.maxMessageSize
@@ -71,7 +71,9 @@ export async function snapshot(video, { name, quality = 0.9 } = {}) {
   const canvas = document.createElement('canvas');
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;
-  canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height);
+  const context = canvas.getContext('2d');
+  if (!context) throw new AppError('no-video');
+  context.drawImage(video, 0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve, reject) =>
     canvas.toBlob((b) => (b ? resolve(b) : reject(new AppError('no-video'))), 'image/jpeg', quality),
   );
@@ -183,10 +185,16 @@ export function createPhotoLink(channel, pc, { onPhoto } = {}) {
     incoming = null;
   });
 
+  /** @param {object} message */
   function reply(message) {
     if (channel.readyState === 'open') channel.send(JSON.stringify(message));
   }
 
+  /**
+   * @param {any} id
+   * @param {string} error
+   * @param {string} message
+   */
   function rejectIncoming(id, error, message) {
     reply({ type: 'photo-error', id, error, message });
     incoming = null;
@@ -226,6 +234,7 @@ export function createPhotoLink(channel, pc, { onPhoto } = {}) {
     }
   }
 
+  /** @param {any} message  a parsed photo-begin */
   function onBegin(message) {
     const { id, name, mime, size, sha256 } = message;
     discarding = false;
@@ -257,6 +266,7 @@ export function createPhotoLink(channel, pc, { onPhoto } = {}) {
     incoming.parts.push(data);
   }
 
+  /** @param {any} message  a parsed photo-end */
   async function onEnd(message) {
     if (discarding) {
       discarding = false;
@@ -282,6 +292,10 @@ export function createPhotoLink(channel, pc, { onPhoto } = {}) {
     onPhoto?.({ id: photo.id, name: photo.name, mime: photo.mime, blob, sha256: digest });
   }
 
+  /**
+   * @param {Photo} photo
+   * @param {(fraction: number) => void} [onProgress]
+   */
   function send(photo, onProgress = () => {}) {
     const result = queue.then(async () => {
       if (channel.readyState !== 'open') throw new AppError('no-channel');

@@ -1,6 +1,6 @@
 /**
  * The signaling client: JSON text frames over one WebSocket to `/ws`.
- * See callbot/signaling/protocol.py for the wire format.
+ * See signaling/protocol.py for the wire format.
  */
 
 import { withToken } from './token.js';
@@ -11,12 +11,12 @@ import { AppError } from './errors.js';
  *
  * @typedef {object} Signaling
  * @property {() => Promise<void>} connect  opens the socket (idempotent)
- * @property {(username: string) => Promise<Message>} login  the login reply
+ * @property {(username: string, extra?: object) => Promise<Message>} login  the login reply
  * @property {(message: Message) => void} send
  * @property {(handler: (message: Message) => void) => () => void} onMessage
  * @property {(handler: (info: {code: number, reason: string}) => void) => () => void} onDisconnect
  * @property {() => boolean} isOpen
- * @property {() => void} close
+ * @property {(code?: number, reason?: string) => void} close  1000 (the default) means leaving for good
  */
 
 /**
@@ -33,10 +33,10 @@ export function signalingUrl(location = window.location) {
  * Creates a signaling client. Nothing connects until `connect` or `login`.
  *
  * @param {string} url
- * @param {{loginTimeoutMs?: number}} [options]
+ * @param {{loginTimeoutMs?: number, connectTimeoutMs?: number}} [options]
  * @returns {Signaling}
  */
-export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
+export function createSignaling(url, { loginTimeoutMs = 10000, connectTimeoutMs = 10000 } = {}) {
   const events = new EventTarget();
   /** @type {WebSocket | null} */
   let socket = null;
@@ -46,7 +46,7 @@ export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
   function connect() {
     if (socket && socket.readyState === WebSocket.OPEN) return Promise.resolve();
     if (opening) return opening;
-    opening = new Promise((resolve, reject) => {
+    opening = /** @type {Promise<void>} */ (new Promise((resolve, reject) => {
       let ws;
       try {
         ws = new WebSocket(url);
@@ -55,7 +55,12 @@ export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
         return;
       }
       let opened = false;
+      // A server behind a dead route never answers; do not wait forever.
+      const timer = setTimeout(() => {
+        if (!opened) ws.close();
+      }, connectTimeoutMs);
       ws.addEventListener('open', () => {
+        clearTimeout(timer);
         opened = true;
         socket = ws;
         resolve();
@@ -73,6 +78,7 @@ export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
         }
       });
       ws.addEventListener('close', (event) => {
+        clearTimeout(timer);
         if (socket === ws) socket = null;
         if (!opened) {
           reject(new AppError('server-unreachable', `closed before open (${event.code})`));
@@ -82,7 +88,7 @@ export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
           new CustomEvent('disconnect', { detail: { code: event.code, reason: event.reason } }),
         );
       });
-    }).finally(() => {
+    })).finally(() => {
       opening = null;
     });
     return opening;
@@ -117,26 +123,33 @@ export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
     });
   }
 
-  async function login(username) {
+  /**
+   * @param {string} username
+   * @param {object} [extra]  more login fields, e.g. `{resume: token}`
+   */
+  async function login(username, extra = {}) {
     await connect();
     const reply = next('login', loginTimeoutMs);
-    send({ type: 'login', username });
+    send({ ...extra, type: 'login', username });
     return reply;
   }
 
+  /** @param {Message} message */
   function send(message) {
     if (!socket || socket.readyState !== WebSocket.OPEN) throw new AppError('connection-lost');
     socket.send(JSON.stringify(message));
   }
 
+  /** @param {(message: Message) => void} handler */
   function onMessage(handler) {
-    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail);
+    const listener = (/** @type {Event} */ event) => handler(/** @type {CustomEvent} */ (event).detail);
     events.addEventListener('message', listener);
     return () => events.removeEventListener('message', listener);
   }
 
+  /** @param {(info: {code: number, reason: string}) => void} handler */
   function onDisconnect(handler) {
-    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail);
+    const listener = (/** @type {Event} */ event) => handler(/** @type {CustomEvent} */ (event).detail);
     events.addEventListener('disconnect', listener);
     return () => events.removeEventListener('disconnect', listener);
   }
@@ -148,6 +161,6 @@ export function createSignaling(url, { loginTimeoutMs = 10000 } = {}) {
     onMessage,
     onDisconnect,
     isOpen: () => Boolean(socket && socket.readyState === WebSocket.OPEN),
-    close: () => socket?.close(1000, 'bye'),
+    close: (code = 1000, reason = 'bye') => socket?.close(code, reason),
   };
 }

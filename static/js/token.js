@@ -15,6 +15,9 @@ export function withToken(url, location = window.location) {
   const token = new URLSearchParams(location.search).get('token');
   if (!token) return url;
   const target = new URL(url, location.href);
+  // A URL the server signed for this one file (`sig`) or that carries its
+  // own token needs no login token, which would only spread it further.
+  if (target.searchParams.has('sig') || target.searchParams.has('token')) return url;
   target.searchParams.set('token', token);
   return target.origin === location.origin && !/^wss?:/.test(url)
     ? target.pathname + target.search

@@ -6,21 +6,38 @@ candidates are 127.0.0.1 only::
 
     unshare -n sh -c 'ip link set lo up && .venv/bin/python -m pytest tests/browser -q'
 
-Screenshots of the main screens go to test-artifacts/browser/ (gitignored).
+One Chromium per test module (starting one costs about 2 s): the tests in
+this folder run on their module's event loop (the hook below), where the
+module's Chromium lives; fixtures of their own that hold loop-bound objects
+need ``@pytest_asyncio.fixture(loop_scope="module")``, as the ones here have.
+Each test opens its own browser contexts (own storage, permissions and
+pages), closed when it ends.
+
+Screenshots go to test-artifacts/browser/ (gitignored).
 """
 
 from __future__ import annotations
 
-import os
 import socket
+import subprocess
 from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
-from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, SLOW
+from tests.support.browser import BASE_ARGS, CHROMIUM, GRANT_MEDIA, LAN_ADDRESS, SIZES, SLOW
 from tests.support.server import RunningServer, running_server, test_config
 from webapp.config import BotConfig
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    module_loop = pytest.mark.asyncio(loop_scope="module")
+    for item in items:
+        if here in Path(item.path).resolve().parents:
+            # First, so it is the closest asyncio mark (auto mode adds one).
+            item.add_marker(module_loop, append=False)
+
 
 def _only_loopback() -> bool:
     # /sys/class/net shows the namespace sysfs was mounted in, not ours.
@@ -42,7 +59,7 @@ def _require_chromium_in_loopback_only_namespace() -> None:
         )
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def server(tmp_path) -> AsyncIterator[RunningServer]:
     """A server whose bot sends video back (overlay), so remote video plays."""
     # A page that closes goes away with 1001, which keeps its slot for the
@@ -52,7 +69,7 @@ async def server(tmp_path) -> AsyncIterator[RunningServer]:
         yield srv
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def playwright_instance():
     from playwright.async_api import async_playwright
 
@@ -67,14 +84,14 @@ async def _launch(pw, *, grant_media: bool):
     return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(playwright_instance):
     b = await _launch(playwright_instance, grant_media=True)
     yield b
     await b.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser_without_media(playwright_instance):
     """A browser that refuses camera and microphone, as a person who clicked Block."""
     b = await _launch(playwright_instance, grant_media=False)
@@ -83,23 +100,51 @@ async def browser_without_media(playwright_instance):
 
 
 @pytest.fixture
+def lan_address():
+    """LAN_ADDRESS on lo, in this test's network namespace, for its duration."""
+    _require_chromium_in_loopback_only_namespace()  # never on a real host's lo
+    subprocess.run(["ip", "addr", "add", f"{LAN_ADDRESS}/32", "dev", "lo"], check=True)
+    try:
+        yield LAN_ADDRESS
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{LAN_ADDRESS}/32", "dev", "lo"], check=False)
+
+
+@pytest.fixture(params=list(SIZES))
+def size(request) -> str:
+    """Each test that takes it runs twice: on a laptop and on a phone screen."""
+    return request.param
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def open_page(browser, server):
-    """Opens the app in a fresh browser context (its own cookies and storage)."""
+    """Opens the app in a fresh browser context (its own cookies and storage).
+
+    ``open_page(url=None, *, size="desktop", in_browser=None, color_scheme="dark",
+    **context_options)``; the URL defaults to the ``server`` fixture's.
+    """
     contexts = []
 
-    async def make(url: str | None = None, *, in_browser=None):
-        context = await (in_browser or browser).new_context(viewport={"width": 1280, "height": 820})
+    async def make(url: str | None = None, *, in_browser=None, size: str = "desktop", color_scheme=None, **options):
+        viewport = SIZES[size] if size in SIZES else {"width": 1280, "height": 820}
+        context = await (in_browser or browser).new_context(
+            viewport=viewport,
+            color_scheme=color_scheme or "dark",
+            accept_downloads=True,
+            **options,
+        )
         contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(SLOW)
-        page.console_messages = []  # type: ignore[attr-defined]
-        page.on("console", lambda m: page.console_messages.append(f"{m.type}: {m.text}"))
-        page.on("pageerror", lambda e: page.console_messages.append(f"pageerror: {e}"))
+        page.log = []  # type: ignore[attr-defined]
+        page.on("console", lambda m: page.log.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: page.log.append(f"pageerror: {e}"))
         await page.goto(url or server.url)
         return page
 
     yield make
+    # An uncaught error in the page is a bug even when the test passed.
+    errors = [m for c in contexts for p in c.pages for m in getattr(p, "log", []) if m.startswith("pageerror")]
     for context in contexts:
         await context.close()
-
-
+    assert not errors, errors

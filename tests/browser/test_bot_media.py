@@ -83,7 +83,7 @@ async def test_bot_call_leaves_recording_frames_and_photo(open_page, server):
         arg=call_dir.name,
     )
     await screenshot(page, "14-gallery-with-recording")
-    await card.locator("button").click()
+    await card.locator("[data-action=open]").click()
     video = page.locator("#viewer video.recording")
     await expect(video).to_be_visible()
     await page.evaluate("() => document.querySelector('#viewer video.recording').play()")

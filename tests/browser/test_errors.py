@@ -9,7 +9,6 @@ from playwright.async_api import expect
 from tests.support.browser import SLOW, log_in, screenshot
 from tests.support.server import Client, running_server, test_config
 
-
 async def test_username_taken_and_invalid(open_page):
     first = await open_page()
     await log_in(first, "dana")
