@@ -1,8 +1,4 @@
-"""AFTER wt-net MERGES (POST/GET/DELETE /api/connection-test): rename to
-test_connection_round_trip.py. Not collected before (pytest collects
-test_*.py only).
-
-"Test my connection" reaches the server's echo peer, on a laptop and on a
+""""Test my connection" reaches the server's echo peer, on a laptop and on a
 phone: a data-channel round trip in plain words, and the test is ended on
 the server afterwards.
 """

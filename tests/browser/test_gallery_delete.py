@@ -1,7 +1,4 @@
-"""AFTER wt-sec MERGES (DELETE /api/calls/{id}): rename to
-test_gallery_delete.py. Not collected before (pytest collects test_*.py only).
-
-Deleting a call from the gallery, on a laptop and on a phone: asked first
+"""Deleting a call from the gallery, on a laptop and on a phone: asked first
 in a dialog (Cancel keeps it), then gone from the list and from the disk.
 """
 

@@ -1,7 +1,4 @@
-"""AFTER wt-signal MERGES (resume on the server, --resume-grace): rename to
-test_resume.py. Not collected before (pytest collects test_*.py only).
-
-The page's side of resume, on a laptop and on a phone: a signaling socket
+"""The page's side of resume, on a laptop and on a phone: a signaling socket
 cut mid-call comes back within the grace with the login reply's resume
 token, and the call with the bot goes on (same session, still recording);
 one that comes back too late says once that the call ended.

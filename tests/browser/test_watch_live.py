@@ -1,8 +1,4 @@
-"""AFTER wt-whip MERGES (WHEP: POST /whep/{call_id}, the summary's "whep"):
-rename to test_watch_live.py. Not collected before (pytest collects
-test_*.py only).
-
-"Watch live" in the gallery, on a laptop and on a phone: a call in progress
+""""Watch live" in the gallery, on a laptop and on a phone: a call in progress
 offers it, the viewer plays the call, and closing the viewer ends the WHEP
 session on the server.
 """
