@@ -67,6 +67,15 @@ async def test_default_bot_call_shows_you_large_and_a_rec_mark(open_page, size, 
         summary = page.locator("#call-summary")
         await expect(summary).to_be_visible()
         await expect(summary).to_contain_text(re.compile(r"0:0\d with bot · recorded"))
+        # The hint points to where the list of people really is.
+        hint = await page.locator("#stage-placeholder").inner_text()
+        people, placeholder = await _box(page, ".people-card"), await _box(page, "#stage-placeholder")
+        if people["y"] >= placeholder["y"] + placeholder["height"]:
+            assert "in the list below" in hint, hint
+        elif people["x"] + people["width"] <= placeholder["x"]:
+            assert "on the left" in hint, hint
+        else:
+            assert "in the list above" in hint, hint
         await screenshot(page, f"21-bot-call-summary-{size}")
 
         # The summary leads to this very call in the gallery.
