@@ -47,6 +47,7 @@ from peer.sdp import (
     filter_offer_candidates,
     parse_candidate,
 )
+from peer.tasks import cancel_and_wait
 from signaling.protocol import IceCandidate
 from media import metrics
 
@@ -421,7 +422,6 @@ class CallSession:
         logger.info("call %s (%s): ending: %s", self.id, self.caller, reason)
         if notify and reason not in _CALLER_REASONS:
             self._send({"type": "close"})
-        current = asyncio.current_task()
         recording: dict[str, Any] = {}
         try:
             with contextlib.suppress(Exception):  # counters of a live connection only
@@ -430,13 +430,7 @@ class CallSession:
             recording = await self.media.stop(reason)
             with contextlib.suppress(Exception):
                 await self.pc.close()
-            for task in list(self._tasks):
-                if task is not current:
-                    task.cancel()
-            for task in list(self._tasks):
-                if task is not current:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            await cancel_and_wait(list(self._tasks))
         finally:
             try:
                 if self.manifest is not None:

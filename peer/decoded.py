@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from peer.tap import EncodedFrameTap
+from peer.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +80,7 @@ class DecodedStream:
     async def close(self) -> None:
         self._subscribers.clear()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait([task])
 
 
 Transform = Callable[[Any], Any]

@@ -22,6 +22,8 @@ import collections
 import logging
 from typing import Any, Awaitable, Callable
 
+from peer.tasks import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 OnError = Callable[[str, BaseException], None]
@@ -73,12 +75,7 @@ class _Worker:
         self._closed = True
         self._items.clear()
         task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait([task])
 
     def stats(self) -> dict[str, int]:
         return {"delivered": self.delivered, "dropped": self.dropped}

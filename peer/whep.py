@@ -34,6 +34,7 @@ from peer.call import BadOffer, check_offer
 from peer.echo import EncodedEchoTrack
 from peer.ice import rtc_configuration
 from peer.whip import SessionRefused, new_etag, new_resource_id, offer_ice_ufrag
+from peer.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from peer.call import CallSession
@@ -195,19 +196,12 @@ class WhepViewer:
         self._ending = True
         self.end_reason = reason
         logger.info("viewer %s of call %s: ending: %s", self.id, self.call_id, reason)
-        current = asyncio.current_task()
         try:
             for track in self.tracks:
                 track.stop()
             with contextlib.suppress(Exception):
                 await self.pc.close()
-            for task in list(self._tasks):
-                if task is not current:
-                    task.cancel()
-            for task in list(self._tasks):
-                if task is not current:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            await cancel_and_wait(list(self._tasks))
         finally:
             self.ended.set()
             self.hub._forget(self)

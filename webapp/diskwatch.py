@@ -20,6 +20,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from media.recorder import RecorderState
+from peer.tasks import cancel_and_wait
 from webapp.keys import BOT, CONFIG
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,4 @@ async def disk_watch_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.get_running_loop().create_task(watch(), name="disk-watch")
     yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel_and_wait([task])

@@ -44,6 +44,7 @@ from aiohttp import web
 from media.storage import MANIFEST_NAME, is_valid_call_id
 from peer.ice import client_ice_servers
 from peer.quality import summary as quality_summary
+from peer.tasks import cancel_and_wait
 from webapp.access import authorize, authorize_data, media_signature, verify_media_signature
 from webapp.auth import TokenClaims
 from webapp.keys import BOT, CONFIG, MEDIA_KEY, SHARED_PHOTOS
@@ -345,11 +346,7 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.get_running_loop().create_task(sweep(), name="retention")
     yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel_and_wait([task])
 
 
 def add_gallery_routes(app: web.Application) -> None:
