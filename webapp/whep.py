@@ -38,14 +38,13 @@ from webapp.whip import (
     MAX_SDPFRAG_BYTES,
     SDP,
     SDPFRAG,
-    add_links,
     check_if_match,
     check_sdp_offer,
     http_error,
-    ice_server_links,
     may_use,
     read_body,
     refused,
+    session_created,
     trickle_candidates,
     with_cors,
 )
@@ -99,14 +98,7 @@ async def whep_post(request: web.Request) -> web.Response:
     except SessionRefused as exc:
         logger.info("viewer %s of call %s refused: %s", name, call_id, exc)
         raise refused(exc) from None
-    response = web.Response(
-        status=201,
-        body=answer.encode(),
-        content_type=SDP,
-        headers={"Location": f"/whep/{call_id}/{viewer.id}", "ETag": viewer.etag, "Accept-Patch": SDPFRAG},
-    )
-    add_links(response, ice_server_links(config, claims.username if claims else None))
-    return response
+    return session_created(answer, f"/whep/{call_id}/{viewer.id}", viewer.etag, config, claims)
 
 
 @with_cors("OPTIONS, PATCH, DELETE")

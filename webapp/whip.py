@@ -217,6 +217,20 @@ def add_links(response: web.StreamResponse, links: list[str]) -> None:
         response.headers.add("Link", link)
 
 
+def session_created(answer: str, location: str, etag: str, config: Config,
+                    claims: TokenClaims | None) -> web.Response:
+    """201 Created for a WHIP or WHEP offer: the SDP answer, the session's
+    URL and ETag, and the ICE servers as Link headers (RFC 9725 section 4.2)."""
+    response = web.Response(
+        status=201,
+        body=answer.encode(),
+        content_type=SDP,
+        headers={"Location": location, "ETag": etag, "Accept-Patch": SDPFRAG},
+    )
+    add_links(response, ice_server_links(config, claims.username if claims else None))
+    return response
+
+
 def may_use(claims: TokenClaims | None, owner: str) -> bool:
     """With auth on, a resource is its owner's (or an admin's); without, the
     unguessable resource id is the only key."""
@@ -268,14 +282,7 @@ async def whip_post(request: web.Request) -> web.Response:
     except (SessionRefused, RefuseCall) as exc:
         logger.info("WHIP offer from %s (%s) refused: %s", publisher, request.remote, exc)
         raise refused(exc) from None
-    response = web.Response(
-        status=201,
-        body=answer.encode(),
-        content_type=SDP,
-        headers={"Location": f"/whip/{resource.id}", "ETag": resource.etag, "Accept-Patch": SDPFRAG},
-    )
-    add_links(response, ice_server_links(config, claims.username if claims else None))
-    return response
+    return session_created(answer, f"/whip/{resource.id}", resource.etag, config, claims)
 
 
 @with_cors("OPTIONS, PATCH, DELETE")
