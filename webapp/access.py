@@ -77,6 +77,9 @@ _CLAIMS = web.RequestKey("callbot.claims", TokenClaims)
 _AUTH_ERROR = web.RequestKey("callbot.auth_error", str)
 #: Set on requests that a trusted proxy forwarded.
 _FORWARDED = web.RequestKey("callbot.forwarded", bool)
+#: The client a trusted proxy forwarded for, set on the request aiohttp logs
+#: (the handlers see a clone whose ``remote`` is already that client).
+_LOGGED_CLIENT = web.RequestKey("callbot.logged_client", str)
 #: Names that are always this machine.
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -122,6 +125,7 @@ def _forwarded(request: web.Request, proxies: tuple) -> web.Request:
     client = forwarded_client(peer, request.headers.get("X-Forwarded-For", ""), proxies)
     if client is not None:
         changes["remote"] = str(client)
+        request[_LOGGED_CLIENT] = f"{client} via {peer}"
     proto = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
     if proto in ("http", "https"):
         changes["scheme"] = proto
@@ -265,14 +269,16 @@ def redact(path_qs: str) -> str:
 
 class RedactingAccessLogger(AbstractAccessLogger):
     """aiohttp's access log line, with tokens and signatures in the query
-    replaced: a log file is read by more people than may log in."""
+    replaced: a log file is read by more people than may log in. Behind a
+    trusted proxy the line names the client it forwarded for, then the proxy
+    (``198.51.100.7 via 127.0.0.1``)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
         self.logger.info(
             '%s "%s %s HTTP/%d.%d" %d %d %.3fs "%s"',
-            request.remote, request.method, redact(request.path_qs), request.version.major,
+            request.get(_LOGGED_CLIENT, request.remote), request.method, redact(request.path_qs), request.version.major,
             request.version.minor, response.status, response.body_length, time,
             request.headers.get("User-Agent", "-")[:200],
         )

@@ -80,20 +80,29 @@ async def test_dns_rebinding_host_names_are_refused(tmp_path):
 # -- #14 behind a TLS proxy ----------------------------------------------------------------
 
 
-async def test_trusted_proxy_headers_are_believed_from_it_only(tmp_path):
+async def test_trusted_proxy_headers_are_believed_from_it_only(tmp_path, caplog):
     """Behind nginx terminating TLS, the browser's Origin is https://NAME while
     the server sees http from 127.0.0.1: the old code answered 403."""
     forwarded = {"Host": "call.example.org", "X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
     origin = "https://call.example.org"
     config = test_config(tmp_path, security=SecurityConfig(trusted_proxies=("127.0.0.1",),
                                                             allowed_hosts=("call.example.org",)))
-    async with running_server(config) as srv:
-        assert await upgrade(srv.ws_url, headers=forwarded, origin=origin) == 101
-        # The forwarded client is not local: the calls are not its to read.
-        assert (await get(srv.url + "/api/calls", headers=forwarded))[0] == 403
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        async with running_server(config) as srv:
+            assert await upgrade(srv.ws_url, headers=forwarded, origin=origin) == 101
+            # The forwarded client is not local: the calls are not its to read.
+            assert (await get(srv.url + "/api/calls", headers=forwarded))[0] == 403
+    # The access log names the client the proxy forwarded for (the old code
+    # logged only the proxy's address), and the proxy.
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert any(line.startswith('198.51.100.7 via 127.0.0.1 "GET /api/calls') for line in lines), lines
+    caplog.clear()
     config = test_config(tmp_path, security=SecurityConfig(allowed_hosts=("call.example.org",)))
-    async with running_server(config) as srv:  # the same headers from a proxy nobody vouched for
-        assert await upgrade(srv.ws_url, headers=forwarded, origin=origin) == 403
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        async with running_server(config) as srv:  # the same headers from a proxy nobody vouched for
+            assert await upgrade(srv.ws_url, headers=forwarded, origin=origin) == 403
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert lines and not any("198.51.100.7" in line for line in lines), lines
 
 
 # -- privacy by default ---------------------------------------------------------------------
