@@ -25,8 +25,8 @@ from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
 
 from webapp.config import SecurityConfig  # noqa: E402
 from peer.compat import restrict_host_addresses  # noqa: E402
-from tests.helpers import Client, running_server, test_config  # noqa: E402
-from tests.peer_client import Caller, PatternVideoTrack  # noqa: E402
+from tests.support.server import Client, running_server, test_config  # noqa: E402
+from tests.support.caller import Caller, PatternVideoTrack  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
 
 from peer.compat import restrict_host_addresses  # noqa: E402
-from tests.helpers import Client  # noqa: E402
-from tests.peer_client import Caller, PatternVideoTrack  # noqa: E402
-from tests.process import ServerProcess  # noqa: E402
+from tests.support.server import Client  # noqa: E402
+from tests.support.caller import Caller, PatternVideoTrack  # noqa: E402
+from tests.support.process import ServerProcess  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
