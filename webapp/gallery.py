@@ -1,6 +1,9 @@
 """The gallery API: past calls with the bot, read from ``data/calls/``.
 
-    GET /api/calls                          {"calls": [summary, ...]}, newest first
+    GET /api/calls                          {"calls": [summary, ...], "total": N,
+                                            "callers": [...]}, newest first; optional
+                                            ?limit=&offset= (a page), ?caller=,
+                                            ?from=&to= (ISO 8601 instants, inclusive)
     GET /api/calls/{call_id}                one summary
     GET /api/calls/{call_id}/files/{name}   a file of the call; aiohttp's
                                             FileResponse answers Range requests
@@ -20,6 +23,12 @@ started) more than N days ago, at start-up and every hour.
 A call in progress on this server says ``"live": true`` and where to watch it
 (``"whep": "/whep/<call_id>"``, see ``webapp.whep``); others ``false``/``null``.
 
+Paging: a page costs its own calls, not the whole list. Names give the
+order and the dates (call ids start with a UTC timestamp); a ``CallIndex``
+keeps what the list needs of each ended call (caller, bot call or not), so
+``meta.json`` is read once per call and process, and only the calls on the
+page are summarized (their files listed, their URLs signed).
+
 A summary is built from ``meta.json`` plus the files actually present, so it
 does not depend on how the recorder names its files: video files are the
 recording, images that are not photos are sampled frames. Paths are only
@@ -35,8 +44,10 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Mapping
 from urllib.parse import quote
 
 from aiohttp import web
@@ -155,20 +166,129 @@ def summarize(call_dir: Path, sign: UrlSigner | None = None) -> dict[str, Any] |
     }
 
 
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    caller: Any
+    listed: bool  # a bot call: the gallery lists it (not a photo copy of a person-to-person call)
+
+
+class CallIndex:
+    """What listing needs of each call, read from its ``meta.json`` once:
+    kept for calls that have ended (their manifest no longer changes what is
+    kept here), read again for calls in progress. At most ``limit`` entries
+    (the oldest inserted go first); a deleted call is forgotten."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._entries: dict[str, IndexEntry] = {}
+
+    def entry(self, directory: Path) -> IndexEntry | None:
+        hit = self._entries.get(directory.name)
+        if hit is not None:
+            return hit
+        try:
+            meta = json.loads((directory / MANIFEST_NAME).read_text())
+        except (OSError, ValueError):
+            return None  # not written yet, or being replaced
+        if not isinstance(meta, dict):
+            return None
+        found = IndexEntry(meta.get("caller"), bool(meta.get("bot")) and meta.get("kind", "bot") == "bot")
+        if meta.get("status") not in (None, "in-progress"):
+            while len(self._entries) >= self.limit:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[directory.name] = found
+        return found
+
+    def forget(self, call_id: str) -> None:
+        self._entries.pop(call_id, None)
+
+
+CALL_INDEX = web.AppKey("call_index", CallIndex)
+
+#: Largest page, and most names in "callers".
+MAX_LIMIT = 200
+MAX_CALLERS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CallQuery:
+    """``GET /api/calls`` parameters; all optional (no limit: every call)."""
+
+    limit: int | None = None
+    offset: int = 0
+    caller: str | None = None
+    since: str | None = None  # call-id stamps, YYYYMMDDTHHMMSSZ, inclusive
+    until: str | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> "CallQuery":
+        """Raises ValueError with what is wrong."""
+        def integer(name: str, low: int, high: int) -> int | None:
+            text = query.get(name)
+            if text is None:
+                return None
+            if not text.isascii() or not text.isdigit() or len(text) > 9 or not low <= int(text) <= high:
+                raise ValueError(f"{name} must be a whole number from {low} to {high}")
+            return int(text)
+
+        def stamp(name: str) -> str | None:
+            text = query.get(name)
+            if text is None or text == "":
+                return None
+            try:
+                when = datetime.fromisoformat(text) if len(text) <= 40 else None
+            except ValueError:
+                when = None
+            if when is None or when.tzinfo is None:
+                raise ValueError(f"{name} must be an ISO 8601 time with its offset, e.g. 2026-01-20T00:00:00Z")
+            return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+        caller = query.get("caller") or None
+        if caller is not None and len(caller) > 128:
+            raise ValueError("caller is too long")
+        return cls(
+            limit=integer("limit", 1, MAX_LIMIT),
+            offset=integer("offset", 0, 10**9) or 0,
+            caller=caller,
+            since=stamp("from"),
+            until=stamp("to"),
+        )
+
+
+@dataclass(slots=True)
+class CallList:
+    calls: list[dict[str, Any]]
+    total: int  # matching the query, before paging
+    callers: list[str]  # everyone with a readable call (for a filter), sorted
+
+
 def list_calls(calls_root: Path, sign: UrlSigner | None = None,
-               may_read: Callable[[Any], bool] | None = None) -> list[dict[str, Any]]:
+               may_read: Callable[[Any], bool] | None = None,
+               query: CallQuery = CallQuery(), index: CallIndex | None = None) -> CallList:
     if not calls_root.is_dir():
-        return []
-    out = []
+        return CallList([], 0, [])
+    index = index if index is not None else CallIndex()
+    callers: set[str] = set()
+    matching: list[Path] = []
     # Call ids start with a UTC timestamp, so name order is time order.
     for entry in sorted(calls_root.iterdir(), reverse=True):
-        if entry.is_dir() and is_valid_call_id(entry.name):
-            if may_read is not None and not may_read(_caller_of(entry)):
-                continue
-            summary = summarize(entry, sign)
-            if summary is not None:
-                out.append(summary)
-    return out
+        name = entry.name
+        if not is_valid_call_id(name):
+            continue
+        found = index.entry(entry)
+        if found is None or not found.listed or (may_read is not None and not may_read(found.caller)):
+            continue
+        if isinstance(found.caller, str) and len(callers) < MAX_CALLERS:
+            callers.add(found.caller)
+        stamp = name[:16]
+        if query.caller is not None and found.caller != query.caller:
+            continue
+        if (query.since is not None and stamp < query.since) or (query.until is not None and stamp > query.until):
+            continue
+        matching.append(entry)
+    end = len(matching) if query.limit is None else query.offset + query.limit
+    calls = [s for s in (summarize(path, sign) for path in matching[query.offset:end]) if s is not None]
+    return CallList(calls, len(matching), sorted(callers))
 
 
 def _signer(request: web.Request) -> UrlSigner | None:
@@ -189,14 +309,6 @@ def _may_read(claims: TokenClaims | None, caller: Any) -> bool:
     return claims is None or claims.admin or caller == claims.username
 
 
-def _caller_of(path: Path) -> Any:
-    try:
-        meta = json.loads((path / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta.get("caller") if isinstance(meta, dict) else None
-
-
 async def _call_dir(request: web.Request, *, signed_ok: bool = False) -> Path:
     call_id = request.match_info["call_id"]
     config = request.app[CONFIG]
@@ -210,7 +322,8 @@ async def _call_dir(request: web.Request, *, signed_ok: bool = False) -> Path:
     path = config.calls_dir / call_id
     if not path.is_dir():
         raise web.HTTPNotFound(text="no such call")
-    if not signed and not _may_read(claims, await asyncio.to_thread(_caller_of, path)):
+    found = None if signed else await asyncio.to_thread(request.app[CALL_INDEX].entry, path)
+    if not signed and not _may_read(claims, found.caller if found is not None else None):
         # 404, not 403: whether another user's call exists is not told either.
         raise web.HTTPNotFound(text="no such call")
     return path
@@ -218,10 +331,16 @@ async def _call_dir(request: web.Request, *, signed_ok: bool = False) -> Path:
 
 async def calls_index(request: web.Request) -> web.Response:
     claims = authorize_data(request, request.app[CONFIG])
-    calls = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir, _signer(request),
-                                    lambda caller: _may_read(claims, caller))
-    calls = [{**c, **live_fields(request.app, c["call_id"])} for c in calls]
-    return web.json_response({"calls": calls}, headers={"Cache-Control": "no-store"})
+    try:
+        query = CallQuery.parse(request.query)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "bad-query", "message": str(exc)}),
+                                 content_type="application/json") from None
+    found = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir, _signer(request),
+                                    lambda caller: _may_read(claims, caller), query, request.app[CALL_INDEX])
+    calls = [{**c, **live_fields(request.app, c["call_id"])} for c in found.calls]
+    body = {"calls": calls, "total": found.total, "callers": found.callers}
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 async def call_detail(request: web.Request) -> web.Response:
@@ -277,6 +396,7 @@ async def delete_call(request: web.Request) -> web.Response:
     who = claims.username if claims else f"local client {request.remote}"
     await asyncio.to_thread(_remove_call, directory)
     request.app[SHARED_PHOTOS].forget_directory(call_id)
+    request.app[CALL_INDEX].forget(call_id)
     logger.info("call %s deleted by %s", call_id, who)
     return web.json_response({"deleted": call_id})
 
@@ -341,6 +461,7 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
                     continue  # in progress (a call longer than the retention period)
                 await asyncio.to_thread(_remove_call, directory)
                 app[SHARED_PHOTOS].forget_directory(directory.name)
+                app[CALL_INDEX].forget(directory.name)
                 logger.info("call %s deleted: older than %g days (--retention-days)", directory.name, days)
             await asyncio.sleep(RETENTION_INTERVAL)  # a period, not a wait for an event
 
@@ -351,6 +472,7 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def add_gallery_routes(app: web.Application) -> None:
     """Adds the gallery routes; call from ``create_app`` before the app starts."""
+    app[CALL_INDEX] = CallIndex()
     app.router.add_get("/api/calls", calls_index)
     app.router.add_get("/api/calls/{call_id}", call_detail)
     app.router.add_delete("/api/calls/{call_id}", delete_call)
