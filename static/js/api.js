@@ -89,16 +89,41 @@ export async function fetchRtcConfig() {
 }
 
 /**
- * Past calls with the bot, newest first.
- * @returns {Promise<CallSummary[]>}
+ * @typedef {object} CallQuery  GET /api/calls parameters, all optional
+ * @property {number} [limit]  calls on the page
+ * @property {number} [offset]  calls skipped (newest first)
+ * @property {string} [caller]
+ * @property {string} [from]  ISO 8601 instant, inclusive
+ * @property {string} [to]
+ *
+ * @typedef {object} CallPage
+ * @property {CallSummary[]} calls  this page, newest first
+ * @property {number} total  calls matching the query
+ * @property {string[]} callers  everyone whose calls you may read
  */
-export async function fetchCalls() {
-  const response = await request('/api/calls', { headers: { accept: 'application/json' } });
+
+/**
+ * Past calls with the bot, newest first: one page of those matching.
+ * @param {CallQuery} [query]
+ * @returns {Promise<CallPage>}
+ */
+export async function fetchCalls(query = {}) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== '') params.set(key, String(value));
+  }
+  const search = params.toString();
+  const response = await request(`/api/calls${search ? `?${search}` : ''}`, { headers: { accept: 'application/json' } });
   // 403: without token auth the server shows calls to its own computer only.
   if (response.status === 401 || response.status === 403) throw new AppError('gallery-private', `HTTP ${response.status}`);
   if (!response.ok) throw new AppError('gallery-unavailable', `HTTP ${response.status}`);
   const body = await response.json();
-  return Array.isArray(body.calls) ? body.calls : [];
+  const calls = Array.isArray(body.calls) ? body.calls : [];
+  return {
+    calls,
+    total: typeof body.total === 'number' ? body.total : calls.length,
+    callers: Array.isArray(body.callers) ? body.callers.filter((c) => typeof c === 'string') : [],
+  };
 }
 
 /**

@@ -89,7 +89,9 @@
  * @property {Gallery} gallery
  *
  * @typedef {object} Gallery
- * @property {import('./api.js').CallSummary[] | null} calls  null until loaded
+ * @property {import('./api.js').CallSummary[] | null} calls  the page shown; null until loaded
+ * @property {number} total  calls matching the filters (all pages)
+ * @property {string[]} callers  the people in the person filter
  * @property {string | null} error  why the list could not be loaded
  * @property {boolean} loading
  * @property {string} person  '' for everyone
@@ -123,7 +125,9 @@ export function initialState() {
     chat: { channel: 'none', entries: [] },
     devices: { audio: [], video: [], audioId: null, videoId: null },
     galleryCall: null,
-    gallery: { calls: null, error: null, loading: false, person: '', from: '', to: '', page: 0, notice: null },
+    gallery: {
+      calls: null, total: 0, callers: [], error: null, loading: false, person: '', from: '', to: '', page: 0, notice: null,
+    },
   };
 }
 

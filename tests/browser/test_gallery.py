@@ -9,6 +9,7 @@ import calendar
 import contextlib
 import json
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from playwright.async_api import expect
@@ -65,7 +66,12 @@ async def test_filters_pages_and_downloads(open_page, size, tmp_path):
     for day, person in enumerate(PEOPLE, start=1):
         _make_call(config.calls_dir, person, day, frames=12 if day == 30 else 1)
     async with running_server(config) as srv:
-        page = await _open_gallery(open_page, srv.url, size, f"yan-{size}")
+        page = await open_page(srv.url, size=size)
+        lists: list[dict[str, list[str]]] = []  # the query of every GET /api/calls the page makes
+        page.on("request", lambda r: lists.append(parse_qs(urlsplit(r.url).query))
+                if urlsplit(r.url).path == "/api/calls" else None)
+        await log_in(page, f"yan-{size}")
+        await page.click("#tab-gallery")
         cards = page.locator(".call-card")
         pages = page.locator("#gallery-page")
         await expect(cards).to_have_count(12)
@@ -92,6 +98,12 @@ async def test_filters_pages_and_downloads(open_page, size, tmp_path):
         await expect(cards).to_have_count(3)
         await page.fill("#gallery-to", "2026-01-01")
         await expect(page.locator("#gallery-status")).to_have_text("No calls match these filters.")
+        # The server does the paging and filtering: the page asks for 12 calls
+        # at a time, never for the whole list (the old page fetched every call
+        # with every frame, and paged and filtered them itself).
+        assert lists and all(q.get("limit") == ["12"] for q in lists), lists
+        assert any(q.get("offset") == ["24"] for q in lists), lists
+        assert any(q.get("caller") == ["ben"] and "from" in q and "to" in q for q in lists), lists
         await assert_no_overflow(page, "gallery filtered")
         await screenshot(page, f"61-gallery-filtered-{size}")
         await page.click("#gallery-clear")

@@ -5,8 +5,8 @@
  * the server offers it. The viewer plays a recording (served with range
  * requests, so it seeks) and shows its photos and sampled frames.
  *
- * Filtering and paging happen here, over GET /api/calls: fine for a few
- * hundred calls (the list is one request; only a page of cards is drawn).
+ * Filtering and paging happen on the server (GET /api/calls?limit=&offset=
+ * &caller=&from=&to=): a page costs its twelve calls, however many there are.
  */
 
 import { deleteCall, fetchCall, fetchCalls } from '../api.js';
@@ -41,20 +41,29 @@ const STATUS_WORDS = Object.freeze({
 });
 
 /**
- * The calls that match the filters, newest first as the server lists them.
- * @param {CallSummary[]} calls
- * @param {{person: string, from: string, to: string}} filters  dates as YYYY-MM-DD, local time
- * @returns {CallSummary[]}
+ * A local day's start or end as an ISO instant, or undefined for no date.
+ * @param {string} day  YYYY-MM-DD or ''
+ * @param {'start' | 'end'} edge
  */
-export function filterCalls(calls, { person, from, to }) {
-  const start = from ? new Date(`${from}T00:00:00`).getTime() : -Infinity;
-  const end = to ? new Date(`${to}T23:59:59.999`).getTime() : Infinity;
-  return calls.filter((call) => {
-    if (person && call.caller !== person) return false;
-    if (!from && !to) return true;
-    const t = call.started_at ? new Date(call.started_at).getTime() : NaN;
-    return t >= start && t <= end;
-  });
+function dayEdge(day, edge) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return undefined;
+  const when = new Date(`${day}T${edge === 'start' ? '00:00:00' : '23:59:59.999'}`);
+  return Number.isNaN(when.getTime()) ? undefined : when.toISOString();
+}
+
+/**
+ * The server query for the page the filters ask for.
+ * @param {{person: string, from: string, to: string, page: number}} gallery  dates as YYYY-MM-DD, local time
+ * @returns {import('../api.js').CallQuery}
+ */
+export function callQuery({ person, from, to, page }) {
+  return {
+    limit: PAGE_SIZE,
+    offset: Math.max(0, page) * PAGE_SIZE,
+    caller: person || undefined,
+    from: dayEdge(from, 'start'),
+    to: dayEdge(to, 'end'),
+  };
 }
 
 /**
@@ -139,15 +148,23 @@ export function createGalleryView({ store, el, doc = document }) {
     const serial = ++loadSerial;
     if (!quiet) patch({ loading: true });
     try {
-      const calls = await fetchCalls();
+      const gallery = store.get().gallery;
+      const { calls, total, callers } = await fetchCalls(callQuery(gallery));
       if (serial !== loadSerial) return;
-      const signature = JSON.stringify(calls);
-      if (signature === lastSignature && store.get().gallery.calls !== null) {
+      const last = Math.max(0, Math.ceil(total / PAGE_SIZE) - 1);
+      if (calls.length === 0 && gallery.page > last) {
+        // The page is gone (calls deleted meanwhile): show the last one there is.
+        patch({ page: last });
+        void refresh({ quiet });
+        return;
+      }
+      const signature = JSON.stringify([calls, total, callers]);
+      if (signature === lastSignature && gallery.calls !== null) {
         if (!quiet) patch({ loading: false, error: null });
         return;
       }
       lastSignature = signature;
-      patch({ calls, loading: false, error: null });
+      patch({ calls, total, callers, loading: false, error: null });
     } catch (err) {
       if (serial !== loadSerial) return;
       patch({ loading: false, error: describeError(errorCode(err)) });
@@ -184,19 +201,27 @@ export function createGalleryView({ store, el, doc = document }) {
   el['gallery-filters'].addEventListener('submit', (event) => event.preventDefault());
   el['gallery-filters'].addEventListener('input', () => {
     patch({ person: person.value, from: from.value, to: to.value, page: 0, notice: null });
+    void refresh();
   });
   el['gallery-filters'].addEventListener('reset', () => {
     patch({ person: '', from: '', to: '', page: 0, notice: null });
+    void refresh();
   });
-  el['gallery-prev'].addEventListener('click', () => patch({ page: Math.max(0, store.get().gallery.page - 1) }));
-  el['gallery-next'].addEventListener('click', () => patch({ page: store.get().gallery.page + 1 }));
+  el['gallery-prev'].addEventListener('click', () => {
+    patch({ page: Math.max(0, store.get().gallery.page - 1) });
+    void refresh();
+  });
+  el['gallery-next'].addEventListener('click', () => {
+    patch({ page: store.get().gallery.page + 1 });
+    void refresh();
+  });
 
   watch(store, (s) => s.gallery, (gallery) => render(gallery));
 
   /** @param {Gallery} gallery */
   function render(gallery) {
     const calls = gallery.calls;
-    renderPeople(calls || [], gallery.person);
+    renderPeople(gallery.callers, gallery.person);
     if (from.value !== gallery.from) from.value = gallery.from;
     if (to.value !== gallery.to) to.value = gallery.to;
 
@@ -206,32 +231,32 @@ export function createGalleryView({ store, el, doc = document }) {
       show(el['gallery-pager'], false);
       return;
     }
-    const matching = filterCalls(calls, gallery);
-    const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
+    const filtered = Boolean(gallery.person || gallery.from || gallery.to);
+    const pages = Math.max(1, Math.ceil(gallery.total / PAGE_SIZE));
     const page = Math.min(gallery.page, pages - 1);
-    const shown = matching.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+    const shown = calls;
 
     let status = '';
     if (gallery.error) status = gallery.error;
-    else if (calls.length === 0) status = 'No calls with the bot yet. Call the bot and they will show up here.';
-    else if (matching.length === 0) status = 'No calls match these filters.';
+    else if (gallery.total === 0 && !filtered) status = 'No calls with the bot yet. Call the bot and they will show up here.';
+    else if (gallery.total === 0) status = 'No calls match these filters.';
     if (gallery.notice) status = status ? `${gallery.notice} ${status}` : gallery.notice;
     setText(el['gallery-status'], status);
     show(el['gallery-status'], status !== '');
 
     renderCards(shown);
     show(el['gallery-pager'], pages > 1);
-    setText(el['gallery-page'], `Page ${page + 1} of ${pages} · ${plural(matching.length, 'call')}`);
+    setText(el['gallery-page'], `Page ${page + 1} of ${pages} · ${plural(gallery.total, 'call')}`);
     /** @type {HTMLButtonElement} */ (el['gallery-prev']).disabled = page === 0;
     /** @type {HTMLButtonElement} */ (el['gallery-next']).disabled = page >= pages - 1;
   }
 
   /**
-   * @param {CallSummary[]} calls
+   * @param {string[]} callers
    * @param {string} chosen
    */
-  function renderPeople(calls, chosen) {
-    const names = [...new Set(calls.map((c) => c.caller).filter(Boolean))].sort((a, b) => a.localeCompare(b));
+  function renderPeople(callers, chosen) {
+    const names = [...new Set(callers)].sort((a, b) => a.localeCompare(b));
     if (chosen && !names.includes(chosen)) names.push(chosen);
     const current = [...person.options].slice(1).map((o) => o.value);
     if (current.join('\n') !== names.join('\n')) {
@@ -466,9 +491,10 @@ export function createGalleryView({ store, el, doc = document }) {
     try {
       await deleteCall(call.call_id);
       confirm.close();
-      const calls = (store.get().gallery.calls || []).filter((c) => c.call_id !== call.call_id);
-      lastSignature = JSON.stringify(calls);
-      patch({ calls, notice: `The call of ${call.caller} was deleted.` });
+      const { calls: shown, total } = store.get().gallery;
+      const calls = (shown || []).filter((c) => c.call_id !== call.call_id);
+      lastSignature = '';
+      patch({ calls, total: Math.max(0, total - 1), notice: `The call of ${call.caller} was deleted.` });
       void refresh({ quiet: true });
     } catch (err) {
       setText(el['confirm-error'], describeError(errorCode(err)));
