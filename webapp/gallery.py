@@ -43,6 +43,7 @@ import calendar
 import json
 import logging
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -176,11 +177,13 @@ class CallIndex:
     """What listing needs of each call, read from its ``meta.json`` once:
     kept for calls that have ended (their manifest no longer changes what is
     kept here), read again for calls in progress. At most ``limit`` entries
-    (the oldest inserted go first); a deleted call is forgotten."""
+    (the oldest inserted go first); a deleted call is forgotten. Used from
+    worker threads (listing runs off the event loop), hence the lock."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
         self._entries: dict[str, IndexEntry] = {}
+        self._lock = threading.Lock()
 
     def entry(self, directory: Path) -> IndexEntry | None:
         hit = self._entries.get(directory.name)
@@ -194,13 +197,15 @@ class CallIndex:
             return None
         found = IndexEntry(meta.get("caller"), bool(meta.get("bot")) and meta.get("kind", "bot") == "bot")
         if meta.get("status") not in (None, "in-progress"):
-            while len(self._entries) >= self.limit:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[directory.name] = found
+            with self._lock:
+                while len(self._entries) >= self.limit:
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[directory.name] = found
         return found
 
     def forget(self, call_id: str) -> None:
-        self._entries.pop(call_id, None)
+        with self._lock:
+            self._entries.pop(call_id, None)
 
 
 CALL_INDEX = web.AppKey("call_index", CallIndex)

@@ -124,3 +124,14 @@ async def test_a_deleted_call_leaves_the_list_and_a_live_one_is_read_fresh(janua
             assert r.status == 200
         _, body = await get(http, srv.url, limit="2")
         assert [c["call_id"] for c in body["calls"]] == [live, newest_first[1]] and body["total"] == 30
+
+
+def test_the_call_index_stays_bounded_and_still_answers(tmp_path):
+    from webapp.gallery import CallIndex
+
+    calls = tmp_path / "calls"
+    ids = [make_call(calls, f"user{day}", day) for day in range(1, 6)]
+    index = CallIndex(limit=2)
+    for _ in range(2):
+        assert [index.entry(calls / i).caller for i in ids] == [f"user{day}" for day in range(1, 6)]
+        assert len(index._entries) == 2
