@@ -9,7 +9,7 @@ from webapp.auth import mint_token
 from tests.support.browser import SLOW, log_in, wait_video_playing
 from tests.support.server import running_server, test_config
 
-SECRET = "browser-test-secret"
+SECRET = "browser-test-secret-0123456789-0123456789"
 
 
 async def test_page_with_a_token_logs_in_calls_and_sees_its_gallery(open_page, tmp_path):

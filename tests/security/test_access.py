@@ -19,7 +19,7 @@ from webapp.keys import BOT
 from tests.support.server import Client, running_server, test_config
 from tests.support.caller import Caller
 
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-0123456789-0123456789"
 
 
 def secured(tmp_path, **security):
@@ -45,7 +45,7 @@ async def test_websocket_needs_a_valid_token(tmp_path):
         assert await upgrade_status(srv.ws_url) == 401
         expired = mint_token(SECRET, "alice", ttl=-60)
         assert await upgrade_status(srv.ws_url + f"?token={expired}") == 401
-        forged = mint_token("another-secret", "alice")
+        forged = mint_token("another-secret-0123456789-0123456789", "alice")
         assert await upgrade_status(srv.ws_url + f"?token={forged}") == 401
         head, body, sig = mint_token(SECRET, "alice").split(".")
         tampered = f"{head}.{b64({'sub': 'admin', 'exp': time.time() + 60, 'admin': True})}.{sig}"

@@ -170,7 +170,7 @@ async def test_identity_provider_keys_from_a_jwks_url(tmp_path):
                                                                auth_audience="callbot"))
         async with running_server(config) as srv:
             assert await status(srv.url + "/api/calls", idp_token("ES256", kid, private)) == 200
-            assert await status(srv.url + "/api/calls", mint_token("not-configured-secret", "alice")) == 401
+            assert await status(srv.url + "/api/calls", mint_token("not-configured-secret-0123456789-0123456789", "alice")) == 401
         assert fetched == ["/jwks.json"]
     finally:
         await runner.cleanup()

@@ -77,7 +77,7 @@ async def _connection_of(srv, username: str):
 async def test_a_websocket_is_closed_when_its_token_expires(tmp_path):
     """Issue 14 #11: the token's exp passes while the socket is open: the
     client is told (token-expired), then the socket is closed with 1008."""
-    secret = "s3cret-for-tests"
+    secret = "s3cret-for-tests-0123456789-0123456789"
     config = test_config(tmp_path, security=SecurityConfig(auth_secret=secret))
     async with running_server(config) as srv:
         token = mint_token(secret, "alice", ttl=2)

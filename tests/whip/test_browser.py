@@ -21,7 +21,7 @@ from webapp.keys import BOT, VIEWERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SECRET = "browser-whip-secret"
+SECRET = "browser-whip-secret-0123456789-0123456789"
 
 
 async def test_chromium_publishes_its_camera(tmp_path, chromium):

@@ -25,7 +25,7 @@ from webapp.keys import BOT
 pytestmark = pytest.mark.slow
 
 SECONDS = 3.0
-SECRET = "publisher-secret"
+SECRET = "publisher-secret-0123456789-0123456789"
 
 
 def the_call(tmp_path) -> tuple[dict, object]:

@@ -19,7 +19,7 @@ from webapp.auth import mint_token
 from webapp.config import BotConfig, SecurityConfig
 from webapp.keys import BOT, VIEWERS
 
-SECRET = "whep-secret"
+SECRET = "whep-secret-0123456789-0123456789"
 RED = (255, 0, 0)
 
 

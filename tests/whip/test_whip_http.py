@@ -18,7 +18,7 @@ from webapp.auth import mint_token
 from webapp.config import BotConfig, IceConfig, SecurityConfig
 from webapp.keys import BOT
 
-SECRET = "whip-test-secret"
+SECRET = "whip-test-secret-0123456789-0123456789"
 
 
 def only_session(server):
