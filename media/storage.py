@@ -77,9 +77,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: The UTC time a call id starts with (its first 16 characters); ids sort by it.
+CALL_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
 def new_call_id(now: float | None = None) -> str:
     """A sortable, unguessable id: ``20261121T223501Z-3f9a1c2b``."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+    stamp = time.strftime(CALL_ID_TIME_FORMAT, time.gmtime(now if now is not None else time.time()))
     return f"{stamp}-{secrets.token_hex(4)}"
 
 

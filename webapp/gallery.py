@@ -53,7 +53,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from media.storage import MANIFEST_NAME, is_valid_call_id
+from media.storage import CALL_ID_TIME_FORMAT, MANIFEST_NAME, is_valid_call_id
 from peer.ice import client_ice_servers
 from peer.quality import summary as quality_summary
 from peer.tasks import cancel_and_wait
@@ -222,7 +222,7 @@ class CallQuery:
     limit: int | None = None
     offset: int = 0
     caller: str | None = None
-    since: str | None = None  # call-id stamps, YYYYMMDDTHHMMSSZ, inclusive
+    since: str | None = None  # call-id stamps (CALL_ID_TIME_FORMAT), inclusive
     until: str | None = None
 
     @classmethod
@@ -246,7 +246,7 @@ class CallQuery:
                 when = None
             if when is None or when.tzinfo is None:
                 raise ValueError(f"{name} must be an ISO 8601 time with its offset, e.g. 2026-01-20T00:00:00Z")
-            return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            return when.astimezone(timezone.utc).strftime(CALL_ID_TIME_FORMAT)
 
         caller = query.get("caller") or None
         if caller is not None and len(caller) > 128:
@@ -267,12 +267,10 @@ class CallList:
     callers: list[str]  # everyone with a readable call (for a filter), sorted
 
 
-def list_calls(calls_root: Path, sign: UrlSigner | None = None,
-               may_read: Callable[[Any], bool] | None = None,
-               query: CallQuery = CallQuery(), index: CallIndex | None = None) -> CallList:
+def list_calls(calls_root: Path, index: CallIndex, sign: UrlSigner | None = None,
+               may_read: Callable[[Any], bool] | None = None, query: CallQuery = CallQuery()) -> CallList:
     if not calls_root.is_dir():
         return CallList([], 0, [])
-    index = index if index is not None else CallIndex()
     callers: set[str] = set()
     matching: list[Path] = []
     # Call ids start with a UTC timestamp, so name order is time order.
@@ -285,7 +283,7 @@ def list_calls(calls_root: Path, sign: UrlSigner | None = None,
             continue
         if isinstance(found.caller, str) and len(callers) < MAX_CALLERS:
             callers.add(found.caller)
-        stamp = name[:16]
+        stamp = name[:16]  # the call id's CALL_ID_TIME_FORMAT part
         if query.caller is not None and found.caller != query.caller:
             continue
         if (query.since is not None and stamp < query.since) or (query.until is not None and stamp > query.until):
@@ -341,8 +339,8 @@ async def calls_index(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise web.HTTPBadRequest(text=json.dumps({"error": "bad-query", "message": str(exc)}),
                                  content_type="application/json") from None
-    found = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir, _signer(request),
-                                    lambda caller: _may_read(claims, caller), query, request.app[CALL_INDEX])
+    found = await asyncio.to_thread(list_calls, request.app[CONFIG].calls_dir, request.app[CALL_INDEX],
+                                    _signer(request), lambda caller: _may_read(claims, caller), query)
     calls = [{**c, **live_fields(request.app, c["call_id"])} for c in found.calls]
     body = {"calls": calls, "total": found.total, "callers": found.callers}
     return web.json_response(body, headers={"Cache-Control": "no-store"})

@@ -234,7 +234,6 @@ export function createGalleryView({ store, el, doc = document }) {
     const filtered = Boolean(gallery.person || gallery.from || gallery.to);
     const pages = Math.max(1, Math.ceil(gallery.total / PAGE_SIZE));
     const page = Math.min(gallery.page, pages - 1);
-    const shown = calls;
 
     let status = '';
     if (gallery.error) status = gallery.error;
@@ -244,7 +243,7 @@ export function createGalleryView({ store, el, doc = document }) {
     setText(el['gallery-status'], status);
     show(el['gallery-status'], status !== '');
 
-    renderCards(shown);
+    renderCards(calls);
     show(el['gallery-pager'], pages > 1);
     setText(el['gallery-page'], `Page ${page + 1} of ${pages} · ${plural(gallery.total, 'call')}`);
     /** @type {HTMLButtonElement} */ (el['gallery-prev']).disabled = page === 0;
