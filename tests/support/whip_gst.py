@@ -61,8 +61,16 @@ audiotestsrc is-live=true wave=sine
 """
 
 
+_OUT_LOCK = threading.Lock()
+
+
 def out(key: str, value: str = "") -> None:
-    print(f"{key} {value}".rstrip(), flush=True)
+    """One whole line per report: GStreamer's threads report at once, and
+    print() writes the text and its newline separately (two reports could
+    share a line, which the tests then misread)."""
+    with _OUT_LOCK:
+        sys.stdout.write(f"{key} {value}".rstrip() + "\n")
+        sys.stdout.flush()
 
 
 class WhipClient:
